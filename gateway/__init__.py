@@ -1,0 +1,1 @@
+"""WhiteBalloon messaging gateway: private one-to-one messages beside the main app."""

@@ -1,0 +1,162 @@
+"""Domain actions: the only code that changes messaging.db and publishes events.
+
+Each action checks what the member may do, writes one transaction through the store's
+writer, and publishes the events that transaction wrote only after it committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from gateway import queries
+from gateway.exceptions import (
+    CannotMessageSelf,
+    ClientIdConflict,
+    InvalidBody,
+    MemberNotFound,
+    MessageNotFound,
+    NotVisible,
+)
+from gateway.models import (
+    Conversation,
+    ConversationView,
+    Event,
+    Member,
+    Message,
+    Origin,
+    PendingEvent,
+)
+from gateway.services import Services
+from gateway.store import messaging
+
+MAX_BODY_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    conversation_id: int
+    message_id: int
+    unread_count: int
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "conversation_id": self.conversation_id,
+            "message_id": self.message_id,
+            "unread_count": self.unread_count,
+        }
+
+
+def clean_body(body: str) -> str:
+    cleaned = body.strip()
+    if not 1 <= len(cleaned) <= MAX_BODY_CHARS:
+        raise InvalidBody()
+    return cleaned
+
+
+async def _require_messageable(s: Services, me: Member, peer_id: int) -> Member:
+    if peer_id == me.user_id:
+        raise CannotMessageSelf()
+    peer = await s.directory.member(peer_id)
+    if peer is None:
+        raise MemberNotFound()
+    if not await s.directory.mutually_visible(me.user_id, peer_id):
+        raise NotVisible()
+    return peer
+
+
+async def start_conversation(
+    s: Services, me: Member, peer_id: int, origin: Origin
+) -> tuple[ConversationView, bool]:
+    """The pair's one conversation, and whether this call created it."""
+    peer = await _require_messageable(s, me, peer_id)
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> tuple[Conversation, list[Event]]:
+        conversation, created = await messaging.insert_conversation(
+            conn, me.user_id, peer_id, origin, now
+        )
+        if not created:
+            return conversation, []
+        pending = [
+            PendingEvent(viewer.user_id, "conversation", view.to_json())
+            for viewer, view in (
+                (me, ConversationView(conversation, peer, None, 0, 0)),
+                (peer, ConversationView(conversation, me, None, 0, 0)),
+            )
+        ]
+        return conversation, await messaging.insert_events(conn, pending, now)
+
+    conversation, events = await s.store.write(tx)
+    s.broadcaster.publish(events)
+    if events:
+        return ConversationView(conversation, peer, None, 0, 0), True
+    return await queries.conversation_view(s, me, conversation, peer), False
+
+
+async def send_message(
+    s: Services, me: Member, conversation_id: int, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """The stored message, and whether this call stored it (False: a retry of `client_id`)."""
+    body = clean_body(body)
+    conversation = await queries.participant_conversation(s, me, conversation_id)
+    peer_id = conversation.peer_of(me.user_id)
+    if client_id is not None:
+        # A retry of a message that was stored is answered even if sending is no longer allowed.
+        async with s.store.reading() as conn:
+            earlier = await messaging.message_by_client_id(conn, me.user_id, client_id)
+        if earlier is not None:
+            return _same_conversation(earlier, conversation_id), False
+    await _require_messageable(s, me, peer_id)
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> tuple[Message, list[Event]]:
+        if client_id is not None:
+            earlier = await messaging.message_by_client_id(conn, me.user_id, client_id)
+            if earlier is not None:
+                return earlier, []
+        message = await messaging.insert_message(
+            conn, conversation_id, me.user_id, body, client_id, now
+        )
+        await messaging.touch_conversation(conn, conversation_id, now)
+        data = message.to_json()
+        pending = [PendingEvent(user, "message", data) for user in (me.user_id, peer_id)]
+        return message, await messaging.insert_events(conn, pending, now)
+
+    message, events = await s.store.write(tx)
+    s.broadcaster.publish(events)
+    if not events:
+        return _same_conversation(message, conversation_id), False
+    s.counters.messages_stored += 1
+    return message, True
+
+
+def _same_conversation(message: Message, conversation_id: int) -> Message:
+    if message.conversation_id != conversation_id:
+        raise ClientIdConflict()
+    return message
+
+
+async def mark_read(s: Services, me: Member, conversation_id: int, message_id: int) -> ReadState:
+    """Move the member's read pointer forward to `message_id`; never backwards."""
+    await queries.participant_conversation(s, me, conversation_id)
+    async with s.store.reading() as conn:
+        message = await messaging.get_message(conn, message_id)
+    if message is None or message.conversation_id != conversation_id:
+        raise MessageNotFound()
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> tuple[ReadState, list[Event]]:
+        moved = await messaging.advance_read_pointer(conn, conversation_id, me.user_id, message_id)
+        unread, last_read, _ = await messaging.conversation_state(conn, conversation_id, me.user_id)
+        state = ReadState(conversation_id, last_read, unread)
+        if not moved:
+            return state, []
+        # Only the reader's own devices hear of it; read receipts are not shared with the peer.
+        pending = [PendingEvent(me.user_id, "read", state.to_json())]
+        return state, await messaging.insert_events(conn, pending, now)
+
+    state, events = await s.store.write(tx)
+    s.broadcaster.publish(events)
+    return state

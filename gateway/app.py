@@ -1,0 +1,51 @@
+"""The Quart application: blueprints, error shape, security headers, start-up and shutdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Quart, Response
+
+from gateway.config import Settings
+from gateway.errors import register_error_handlers
+from gateway.http import reject_cross_site_writes
+from gateway.services import Services
+from gateway.views import api, demo, live, pages
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+MAX_REQUEST_BYTES = 16 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    app = Quart(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = None  # static files revalidate (no build step)
+
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(live.blueprint)
+    if settings.demo_mode:
+        # Demo routes exist only without a real directory: they sign anyone in.
+        app.register_blueprint(demo.blueprint)
+    register_error_handlers(app)
+    app.before_request(reject_cross_site_writes)
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.before_serving
+    async def open_services() -> None:
+        app.extensions["whiteballoon"] = await Services.open(settings)
+
+    @app.after_serving
+    async def close_services() -> None:
+        services: Services | None = app.extensions.pop("whiteballoon", None)
+        if services is not None:
+            await services.close()
+
+    return app

@@ -1,0 +1,181 @@
+"""Settings, each declared once with its environment variable, type, default and help.
+
+`Settings.from_env()` is the only reader of the environment; a bad value stops start-up
+with a `ConfigError` naming the variable, instead of surfacing later as a confusing failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.exceptions import ConfigError
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _secrets(raw: str) -> tuple[str, ...]:
+    secrets = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not secrets:
+        raise ValueError("needs at least one non-empty secret")
+    return secrets
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw) if raw.strip() else None
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if "://" not in origin:
+            raise ValueError(f"{origin!r} is not an origin such as https://app.example.org")
+    return origins
+
+
+def _synchronous(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"FULL", "NORMAL"}:
+        raise ValueError("must be FULL or NORMAL")
+    return value
+
+
+def setting(env: str, parse: Callable[[str], Any], default: Any, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    session_secrets: tuple[str, ...] | None = setting(
+        "WB_SESSION_SECRET",
+        _secrets,
+        None,
+        "Comma-separated secrets of the main app's session cookie. All verify; the first signs "
+        "(demo login). Rotate by prepending a new one. Required unless in demo mode.",
+    )
+    session_cookie: str = setting(
+        "WB_SESSION_COOKIE", str, "wb_session", "Name of the main app's session cookie."
+    )
+    session_max_age: int = setting(
+        "WB_SESSION_MAX_AGE",
+        _positive_int,
+        1_209_600,
+        "Oldest accepted cookie signature, in seconds (the main app's 14-day session).",
+    )
+    messaging_db: Path = setting(
+        "WB_MESSAGING_DB", Path, Path("data/messaging.db"), "The gateway's own SQLite database."
+    )
+    app_db: Path | None = setting(
+        "WB_APP_DB",
+        _optional_path,
+        None,
+        "The main app's SQLite database, opened read-only. Unset: demo mode with seeded members.",
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        "WB_ALLOWED_ORIGINS",
+        _origins,
+        (),
+        "Extra origins (besides the gateway's own) allowed to make cookie-authenticated writes.",
+    )
+    sqlite_synchronous: str = setting(
+        "WB_SQLITE_SYNCHRONOUS",
+        _synchronous,
+        "FULL",
+        "SQLite synchronous mode for messaging.db: FULL survives power loss, NORMAL only crashes.",
+    )
+    read_connections: int = setting(
+        "WB_READ_CONNECTIONS", _positive_int, 4, "Read-only connections per database per worker."
+    )
+    write_batch_size: int = setting(
+        "WB_WRITE_BATCH_SIZE",
+        _positive_int,
+        128,
+        "Most write transactions committed together when sends arrive at the same moment.",
+    )
+    heartbeat_seconds: float = setting(
+        "WB_HEARTBEAT_SECONDS", _positive_float, 15.0, "Seconds between SSE heartbeat comments."
+    )
+    stream_queue_size: int = setting(
+        "WB_STREAM_QUEUE_SIZE",
+        _positive_int,
+        512,
+        "Events buffered for one stream; a stream that falls further behind is closed and "
+        "resumes from its cursor.",
+    )
+    stream_max_seconds: float = setting(
+        "WB_STREAM_MAX_SECONDS",
+        _positive_float,
+        3600.0,
+        "A stream is closed after this long so clients reconnect and rebalance across workers.",
+    )
+    relay_poll_seconds: float = setting(
+        "WB_RELAY_POLL_SECONDS",
+        _positive_float,
+        0.02,
+        "How often a worker looks for events committed by other workers.",
+    )
+    auth_cache_seconds: float = setting(
+        "WB_AUTH_CACHE_SECONDS",
+        float,
+        2.0,
+        "How long a verified session is trusted before the main app's sessions table is "
+        "read again (logout takes effect within this time). 0 disables the cache.",
+    )
+
+    @property
+    def demo_mode(self) -> bool:
+        return self.app_db is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            raw = environ.get(spec.metadata["env"])
+            if raw is None:
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](raw)
+            except ValueError as error:
+                raise ConfigError(f"{spec.metadata['env']}={raw!r} is invalid: {error}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.app_db is not None:
+            if self.session_secrets is None:
+                raise ConfigError("WB_SESSION_SECRET is required when WB_APP_DB is set")
+            if not self.app_db.is_file():
+                raise ConfigError(f"WB_APP_DB={str(self.app_db)!r} is not an existing file")
+        if self.auth_cache_seconds < 0 or self.auth_cache_seconds > 10:
+            raise ConfigError("WB_AUTH_CACHE_SECONDS must be between 0 and 10")
+
+    @staticmethod
+    def describe() -> str:
+        """Help text for every setting, as printed by `python -m gateway.config`."""
+        lines = []
+        for spec in dataclasses.fields(Settings):
+            lines.append(f"{spec.metadata['env']} (default: {spec.default!r})")
+            lines.append(f"    {spec.metadata['help']}")
+        return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(Settings.describe())

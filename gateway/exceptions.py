@@ -1,0 +1,93 @@
+"""Every error a client can see, each with its HTTP status and stable `code`.
+
+Views and actions raise these; `gateway.errors` turns them into the one JSON error shape.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the gateway refuses to start."""
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+    default_message = "Something went wrong."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    code = "invalid_request"
+    default_message = "The request is malformed."
+
+
+class InvalidBody(InvalidRequest):
+    code = "invalid_body"
+    default_message = "A message must be 1 to 4000 characters after trimming."
+
+
+class CannotMessageSelf(InvalidRequest):
+    code = "cannot_message_self"
+    default_message = "You cannot start a conversation with yourself."
+
+
+class Unauthenticated(GatewayError):
+    status = 401
+    code = "unauthenticated"
+    default_message = "Sign in to WhiteBalloon first."
+
+
+class CrossOrigin(GatewayError):
+    status = 403
+    code = "cross_origin"
+    default_message = "Cross-site requests may not change anything."
+
+
+class NotVisible(GatewayError):
+    status = 403
+    code = "not_visible"
+    default_message = "You and this member cannot message each other."
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    default_message = "No such member."
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+    default_message = "No such conversation."
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+    default_message = "No such message in this conversation."
+
+
+class ClientIdConflict(GatewayError):
+    status = 409
+    code = "client_id_conflict"
+    default_message = "This client_id was already used for a message in another conversation."
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is larger than 16 KiB."
+
+
+class Unavailable(GatewayError):
+    status = 503
+    code = "unavailable"
+    default_message = "The gateway is shutting down or its database is unavailable."

@@ -1,0 +1,145 @@
+"""Start a real gateway under Hypercorn on 127.0.0.1 and an ephemeral port.
+
+Used by the end-to-end and browser tests and by the load-test runner, so each runs the
+shipped `hypercorn.toml` exactly as production does, on a fresh data directory:
+
+    with LocalGateway(tmp_path, workers=2) as gateway:
+        httpx.get(gateway.url("/healthz"))
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from gateway.auth import sign_session
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
+_RUNNING_ON = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
+
+
+class LocalGateway:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 30.0,
+        access_log: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.workers = workers
+        self.secret = "local-test-secret"
+        self.env = {
+            "WB_MESSAGING_DB": str(data_dir / "messaging.db"),
+            "WB_SESSION_SECRET": self.secret,
+            **(env or {}),
+        }
+        self.start_timeout = start_timeout
+        self.access_log = access_log
+        self.log_path = data_dir / "hypercorn.log"
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def cookie_for(self, user_id: int, **session: object) -> str:
+        """A session cookie value for `user_id`, signed like the main app's."""
+        return sign_session(
+            self.env["WB_SESSION_SECRET"].split(",")[0], {"user_id": user_id, **session}
+        )
+
+    def start(self) -> LocalGateway:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "--config",
+            str(HYPERCORN_CONFIG),
+            "--bind",
+            "127.0.0.1:0",
+        ]
+        if self.workers is not None:
+            command += ["--workers", str(self.workers)]
+        if not self.access_log:
+            command += ["--access-logfile", os.devnull]
+        command.append("gateway.asgi:app")
+        log = self.log_path.open("wb")
+        self._process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.port = self._wait_for_port()
+        self._wait_until_healthy()
+        return self
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> LocalGateway:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            match = _RUNNING_ON.search(self.log_path.read_bytes())
+            if match:
+                return int(match.group(1))
+            if self._process.poll() is not None:
+                raise RuntimeError(f"gateway exited at start:\n{self.log_text()}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gateway did not start in {self.start_timeout}s:\n{self.log_text()}")
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url("/healthz"), timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gateway never became healthy:\n{self.log_text()}")

@@ -1,0 +1,130 @@
+"""Plain values passed between the store, the actions and the views, with their JSON shapes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ORIGIN_TYPES = ("request", "profile", "suggestion", "inbox")
+OriginType = Literal["request", "profile", "suggestion", "inbox"]
+EventType = Literal["hello", "message", "conversation", "read", "reset"]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user_id: int
+    username: str
+    is_admin: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "username": self.username}
+
+    def me(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "username": self.username, "is_admin": self.is_admin}
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    type: OriginType
+    ref: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    conversation_id: int
+    sender_id: int
+    body: str
+    created_at: str
+    client_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "sender_id": self.sender_id,
+            "body": self.body,
+            "created_at": self.created_at,
+            "client_id": self.client_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One row of `conversations`, independent of who is looking at it."""
+
+    id: int
+    member_ids: tuple[int, int]
+    created_by: int
+    origin: Origin
+    created_at: str
+    updated_at: str
+
+    def peer_of(self, user_id: int) -> int:
+        low, high = self.member_ids
+        return high if user_id == low else low
+
+    def has_member(self, user_id: int) -> bool:
+        return user_id in self.member_ids
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    """A conversation as one participant sees it in their inbox."""
+
+    conversation: Conversation
+    peer: Member
+    last_message: Message | None
+    unread_count: int
+    last_read_message_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.conversation
+        return {
+            "id": c.id,
+            "peer": self.peer.public(),
+            "last_message": self.last_message.to_json() if self.last_message else None,
+            "unread_count": self.unread_count,
+            "last_read_message_id": self.last_read_message_id,
+            "origin": c.origin.to_json(),
+            "created_by": c.created_by,
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+        }
+
+
+@dataclass(slots=True)
+class Event:
+    """One entry of a member's event log; `id` orders all of that member's events."""
+
+    id: int
+    user_id: int
+    type: EventType
+    data_json: str
+    _frame: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def data(self) -> Any:
+        return json.loads(self.data_json)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": str(self.id), "type": self.type, "data": self.data}
+
+    def sse_frame(self) -> bytes:
+        # Encoded once and shared by every stream of the member.
+        if self._frame is None:
+            self._frame = f"id: {self.id}\nevent: {self.type}\ndata: {self.data_json}\n\n".encode()
+        return self._frame
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event decided by an action, written in the same transaction as its cause."""
+
+    user_id: int
+    type: EventType
+    data: dict[str, Any]

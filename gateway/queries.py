@@ -1,0 +1,77 @@
+"""Read-side operations: what a member may see, assembled from messaging.db and the directory."""
+
+from __future__ import annotations
+
+from gateway.exceptions import ConversationNotFound
+from gateway.models import Conversation, ConversationView, Member, Message
+from gateway.services import Services
+from gateway.store import messaging
+
+MEMBER_SEARCH_LIMIT = 50
+
+
+async def members(s: Services, me: Member, query: str) -> list[Member]:
+    return await s.directory.messageable(me.user_id, query.strip(), MEMBER_SEARCH_LIMIT)
+
+
+async def participant_conversation(s: Services, me: Member, conversation_id: int) -> Conversation:
+    """The conversation if `me` takes part in it; otherwise it does not exist for them."""
+    async with s.store.reading() as conn:
+        conversation = await messaging.get_conversation(conn, conversation_id)
+    if conversation is None or not conversation.has_member(me.user_id):
+        raise ConversationNotFound()
+    return conversation
+
+
+async def inbox(s: Services, me: Member) -> list[ConversationView]:
+    async with s.store.reading() as conn:
+        rows = await messaging.inbox(conn, me.user_id)
+        last_messages = await messaging.messages_by_id(
+            conn, [last_id for *_, last_id in rows if last_id is not None]
+        )
+    peers = await s.directory.members_by_id(c.peer_of(me.user_id) for c, *_ in rows)
+    return [
+        ConversationView(
+            conversation=conversation,
+            peer=_peer(peers, conversation.peer_of(me.user_id)),
+            last_message=last_messages.get(last_id) if last_id is not None else None,
+            unread_count=unread,
+            last_read_message_id=last_read,
+        )
+        for conversation, unread, last_read, last_id in rows
+    ]
+
+
+async def conversation_view(
+    s: Services, me: Member, conversation: Conversation, peer: Member | None = None
+) -> ConversationView:
+    async with s.store.reading() as conn:
+        unread, last_read, last_id = await messaging.conversation_state(
+            conn, conversation.id, me.user_id
+        )
+        last_message = await messaging.get_message(conn, last_id) if last_id else None
+    if peer is None:
+        peer_id = conversation.peer_of(me.user_id)
+        peer = _peer(await s.directory.members_by_id([peer_id]), peer_id)
+    return ConversationView(conversation, peer, last_message, unread, last_read)
+
+
+async def messages_page(
+    s: Services,
+    me: Member,
+    conversation_id: int,
+    *,
+    before: int | None,
+    after: int | None,
+    limit: int,
+) -> tuple[list[Message], bool]:
+    await participant_conversation(s, me, conversation_id)
+    async with s.store.reading() as conn:
+        return await messaging.page_of_messages(
+            conn, conversation_id, before=before, after=after, limit=limit
+        )
+
+
+def _peer(known: dict[int, Member], user_id: int) -> Member:
+    # A member removed from the main app keeps their history, under a neutral name.
+    return known.get(user_id) or Member(user_id, f"former member #{user_id}")

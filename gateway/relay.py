@@ -1,0 +1,69 @@
+"""Tails the event log so events committed by other workers reach this worker's streams.
+
+The database is the source of truth: every event is a row before anyone hears of it. With
+several Hypercorn workers, each worker's relay reads rows newer than the last one its
+broadcaster delivered, every `poll_seconds`, or at once when the broadcaster noticed a gap.
+SQLite serialises writers, so ids become visible in order and a tail by id misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gateway.broadcaster import Broadcaster
+from gateway.store import MessagingStore, messaging
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+class Relay:
+    def __init__(
+        self, store: MessagingStore, broadcaster: Broadcaster, poll_seconds: float
+    ) -> None:
+        self._store = store
+        self._broadcaster = broadcaster
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        broadcaster.on_gap = self.wake
+
+    async def start(self) -> None:
+        async with self._store.reading() as conn:
+            _, newest = await messaging.event_id_bounds(conn)
+        # Streams replay older events from the log themselves; live delivery starts here.
+        self._broadcaster.last_published = newest
+        self._task = asyncio.create_task(self._run(), name="event-relay")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("relay could not read the event log; retrying")
+                await asyncio.sleep(1)
+
+    async def catch_up(self) -> None:
+        while True:
+            async with self._store.reading() as conn:
+                events = await messaging.events_of_everyone(
+                    conn, self._broadcaster.last_published, BATCH
+                )
+            self._broadcaster.publish_from_log(events)
+            if len(events) < BATCH:
+                return

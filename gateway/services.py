@@ -1,0 +1,100 @@
+"""Everything a worker holds open while it serves: stores, broadcaster, relay, authenticator."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.auth import Authenticator
+from gateway.broadcaster import Broadcaster
+from gateway.config import Settings
+from gateway.relay import Relay
+from gateway.store import Directory, MessagingStore, create_demo_directory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    """Totals since this worker started, for operators."""
+
+    messages_stored: int = 0
+    poll_requests: int = 0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: MessagingStore
+    directory: Directory
+    broadcaster: Broadcaster
+    relay: Relay
+    authenticator: Authenticator
+    session_secrets: tuple[str, ...]
+    counters: Counters
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Services:
+        store = await MessagingStore.open(
+            settings.messaging_db,
+            synchronous=settings.sqlite_synchronous,
+            read_connections=settings.read_connections,
+            write_batch_size=settings.write_batch_size,
+        )
+        if settings.app_db is None:
+            app_db = demo_directory_path(settings)
+            await create_demo_directory(app_db)
+            log.warning(
+                "DEMO MODE: WB_APP_DB is not set, so members come from the demo directory %s "
+                "and anyone can sign in as them at /demo/login. Never run this in production.",
+                app_db,
+            )
+        else:
+            app_db = settings.app_db
+        directory = await Directory.open(app_db, settings.read_connections)
+        session_secrets = settings.session_secrets or (demo_secret(settings),)
+        broadcaster = Broadcaster(settings.stream_queue_size)
+        relay = Relay(store, broadcaster, settings.relay_poll_seconds)
+        await relay.start()
+        authenticator = Authenticator(
+            directory, session_secrets, settings.session_max_age, settings.auth_cache_seconds
+        )
+        return cls(
+            settings,
+            store,
+            directory,
+            broadcaster,
+            relay,
+            authenticator,
+            session_secrets,
+            Counters(),
+        )
+
+    async def close(self) -> None:
+        self.broadcaster.close()
+        await self.relay.close()
+        await self.store.close()
+        await self.directory.close()
+
+
+def demo_directory_path(settings: Settings) -> Path:
+    return settings.messaging_db.parent / "demo-app.db"
+
+
+def demo_secret(settings: Settings) -> str:
+    """A random signing secret kept beside the demo data, shared by all workers."""
+    path = settings.messaging_db.parent / "demo-session-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(f"{path.name}.{os.getpid()}")
+    candidate.write_text(secrets.token_urlsafe(32))
+    os.chmod(candidate, 0o600)
+    try:
+        os.link(candidate, path)  # atomic: the first worker's secret wins
+    except FileExistsError:
+        pass
+    finally:
+        candidate.unlink()
+    return path.read_text().strip()

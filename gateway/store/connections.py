@@ -1,0 +1,148 @@
+"""SQLite connections: one writer task that owns the only write connection, and read pools.
+
+The writer runs whole transactions handed to it as async callables. Transactions that arrive
+while another batch is committing are run together, each in its own savepoint, and committed
+with one fsync: under load, many sends cost one disk flush. A callable's result is returned
+only after its COMMIT succeeded, so callers can publish what they wrote. Reads use their own
+connections (WAL), so they never wait behind a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from gateway.exceptions import Unavailable
+
+T = TypeVar("T")
+Transaction = Callable[[aiosqlite.Connection], Awaitable[T]]
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+async def connect(
+    path: Path | str, *, read_only: bool = False, uri: bool = False
+) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(str(path), isolation_level=None, uri=uri)
+    conn.row_factory = sqlite3.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if read_only:
+        await conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+class Writer:
+    """The single owner of a database's write connection."""
+
+    def __init__(self, conn: aiosqlite.Connection, batch_size: int) -> None:
+        self._conn = conn
+        self._batch_size = batch_size
+        self._jobs: asyncio.Queue[tuple[Transaction[Any], asyncio.Future[Any]] | None] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-writer")
+
+    async def transaction(self, tx: Transaction[T]) -> T:
+        """Run `tx` in a write transaction; returns once it is committed."""
+        if self._closing or self._task is None:
+            raise Unavailable()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait((tx, future))
+        return await future
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._jobs.put_nowait(None)
+            await self._task
+        await self._conn.close()
+
+    async def _run(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self._batch_size and not self._jobs.empty():
+                next_job = self._jobs.get_nowait()
+                if next_job is None:
+                    self._jobs.put_nowait(None)  # finish this batch, then stop
+                    break
+                batch.append(next_job)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Transaction[Any], asyncio.Future[Any]]]) -> None:
+        # A caller that gave up before its turn (client went away) gets nothing written.
+        batch = [(tx, future) for tx, future in batch if not future.done()]
+        if not batch:
+            return
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            for tx, _ in batch:
+                outcomes.append(await self._run_isolated(tx))
+            await self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            # BEGIN or COMMIT failed (disk full, I/O error, lock timeout): nothing is durable.
+            log.exception("write transaction of %d jobs failed", len(batch))
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+            outcomes = [(False, Unavailable())] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    async def _run_isolated(self, tx: Transaction[Any]) -> tuple[bool, Any]:
+        # A savepoint per job: one job's failure leaves the others in the batch intact.
+        await self._conn.execute("SAVEPOINT job")
+        try:
+            result = await tx(self._conn)
+        except Exception as error:
+            await self._conn.execute("ROLLBACK TO job")
+            await self._conn.execute("RELEASE job")
+            return False, error
+        await self._conn.execute("RELEASE job")
+        return True, result
+
+
+class ReadPool:
+    """A fixed set of read-only connections handed out one request at a time."""
+
+    def __init__(self, conns: list[aiosqlite.Connection]) -> None:
+        self._conns = conns
+        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        for conn in conns:
+            self._idle.put_nowait(conn)
+
+    @classmethod
+    async def open(cls, path: Path | str, size: int, *, uri: bool = False) -> ReadPool:
+        return cls([await connect(path, read_only=True, uri=uri) for _ in range(size)])
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        conn = await self._idle.get()
+        try:
+            yield conn
+        finally:
+            self._idle.put_nowait(conn)
+
+    async def close(self) -> None:
+        for conn in self._conns:
+            await conn.close()

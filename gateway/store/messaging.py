@@ -1,0 +1,306 @@
+"""Every SQL statement on messaging.db's conversations, messages, read pointers and events.
+
+Functions take a connection: reads get one from the read pool, writes run inside a
+transaction of the writer (see `connections.Writer`), so an action can compose several
+of them into one atomic change.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import aiosqlite
+
+from gateway.models import Conversation, Event, EventType, Message, Origin, OriginType, PendingEvent
+
+_CONVERSATION_COLUMNS = (
+    "id, member_low, member_high, created_by, origin_type, origin_ref, created_at, updated_at"
+)
+_MESSAGE_COLUMNS = "id, conversation_id, sender_id, body, client_id, created_at"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        member_ids=(row["member_low"], row["member_high"]),
+        created_by=row["created_by"],
+        origin=Origin(cast(OriginType, row["origin_type"]), row["origin_ref"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        sender_id=row["sender_id"],
+        body=row["body"],
+        created_at=row["created_at"],
+        client_id=row["client_id"],
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(row["id"], row["user_id"], cast(EventType, row["type"]), row["data"])
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+    async with conn.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    async with conn.execute(sql, params) as cursor:
+        return cast(list[sqlite3.Row], await cursor.fetchall())
+
+
+# Conversations
+
+
+async def get_conversation(conn: aiosqlite.Connection, conversation_id: int) -> Conversation | None:
+    row = await _one(
+        conn, f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+    )
+    return _conversation(row) if row else None
+
+
+async def conversation_between(conn: aiosqlite.Connection, a: int, b: int) -> Conversation | None:
+    row = await _one(
+        conn,
+        f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+        "WHERE member_low = ? AND member_high = ?",
+        (min(a, b), max(a, b)),
+    )
+    return _conversation(row) if row else None
+
+
+async def insert_conversation(
+    conn: aiosqlite.Connection, creator: int, peer: int, origin: Origin, now: str
+) -> tuple[Conversation, bool]:
+    """The pair's conversation and whether this call created it (one row per pair)."""
+    cursor = await conn.execute(
+        "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
+        "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (member_low, member_high) DO NOTHING",
+        (min(creator, peer), max(creator, peer), creator, origin.type, origin.ref, now, now),
+    )
+    created = cursor.rowcount == 1
+    await cursor.close()
+    conversation = await conversation_between(conn, creator, peer)
+    assert conversation is not None
+    return conversation, created
+
+
+async def touch_conversation(conn: aiosqlite.Connection, conversation_id: int, now: str) -> None:
+    await conn.execute(
+        "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+    )
+
+
+async def inbox(
+    conn: aiosqlite.Connection, user_id: int
+) -> list[tuple[Conversation, int, int, int | None]]:
+    """(conversation, unread count, read pointer, last message id) for each of the member's
+    conversations, most recently active first."""
+    rows = await _all(
+        conn,
+        f"""
+        SELECT {", ".join("c." + c.strip() for c in _CONVERSATION_COLUMNS.split(","))},
+               COALESCE(rp.message_id, 0) AS last_read,
+               (SELECT count(*) FROM messages m
+                 WHERE m.conversation_id = c.id AND m.id > COALESCE(rp.message_id, 0)
+                   AND m.sender_id != :me) AS unread,
+               (SELECT max(m.id) FROM messages m WHERE m.conversation_id = c.id) AS last_id
+          FROM conversations c
+          LEFT JOIN read_pointers rp ON rp.conversation_id = c.id AND rp.user_id = :me
+         WHERE c.member_low = :me OR c.member_high = :me
+         ORDER BY c.updated_at DESC, c.id DESC
+        """,
+        {"me": user_id},  # type: ignore[arg-type]
+    )
+    return [(_conversation(r), r["unread"], r["last_read"], r["last_id"]) for r in rows]
+
+
+async def conversation_state(
+    conn: aiosqlite.Connection, conversation_id: int, user_id: int
+) -> tuple[int, int, int | None]:
+    """(unread count, read pointer, last message id) of one conversation for one member."""
+    row = await _one(
+        conn,
+        """
+        SELECT COALESCE(rp.message_id, 0) AS last_read,
+               (SELECT count(*) FROM messages m
+                 WHERE m.conversation_id = :c AND m.id > COALESCE(rp.message_id, 0)
+                   AND m.sender_id != :me) AS unread,
+               (SELECT max(m.id) FROM messages m WHERE m.conversation_id = :c) AS last_id
+          FROM (SELECT 1) LEFT JOIN read_pointers rp
+            ON rp.conversation_id = :c AND rp.user_id = :me
+        """,
+        {"c": conversation_id, "me": user_id},  # type: ignore[arg-type]
+    )
+    assert row is not None
+    return row["unread"], row["last_read"], row["last_id"]
+
+
+# Messages
+
+
+async def messages_by_id(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, Message]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await _all(
+        conn,
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(wanted))})",
+        wanted,
+    )
+    return {row["id"]: _message(row) for row in rows}
+
+
+async def get_message(conn: aiosqlite.Connection, message_id: int) -> Message | None:
+    return (await messages_by_id(conn, [message_id])).get(message_id)
+
+
+async def page_of_messages(
+    conn: aiosqlite.Connection,
+    conversation_id: int,
+    *,
+    before: int | None,
+    after: int | None,
+    limit: int,
+) -> tuple[list[Message], bool]:
+    """Up to `limit` messages in ascending id order, and whether more exist in that direction.
+
+    With `after`, the page starts right after it (catching up); otherwise it ends right
+    before `before` or at the newest message (scrolling back through history).
+    """
+    conditions = ["conversation_id = ?"]
+    params: list[Any] = [conversation_id]
+    if before is not None:
+        conditions.append("id < ?")
+        params.append(before)
+    if after is not None:
+        conditions.append("id > ?")
+        params.append(after)
+    order = "ASC" if after is not None else "DESC"
+    rows = await _all(
+        conn,
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(conditions)} "
+        f"ORDER BY id {order} LIMIT ?",
+        [*params, limit + 1],
+    )
+    has_more = len(rows) > limit
+    messages = [_message(row) for row in rows[:limit]]
+    if order == "DESC":
+        messages.reverse()
+    return messages, has_more
+
+
+async def message_by_client_id(
+    conn: aiosqlite.Connection, sender_id: int, client_id: str
+) -> Message | None:
+    row = await _one(
+        conn,
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?",
+        (sender_id, client_id),
+    )
+    return _message(row) if row else None
+
+
+async def insert_message(
+    conn: aiosqlite.Connection,
+    conversation_id: int,
+    sender_id: int,
+    body: str,
+    client_id: str | None,
+    now: str,
+) -> Message:
+    cursor = await conn.execute(
+        "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (conversation_id, sender_id, body, client_id, now),
+    )
+    message_id = cursor.lastrowid
+    await cursor.close()
+    assert message_id is not None
+    return Message(message_id, conversation_id, sender_id, body, now, client_id)
+
+
+# Read pointers
+
+
+async def advance_read_pointer(
+    conn: aiosqlite.Connection, conversation_id: int, user_id: int, message_id: int
+) -> bool:
+    """Move the pointer forward only; returns whether it moved."""
+    cursor = await conn.execute(
+        "INSERT INTO read_pointers (conversation_id, user_id, message_id) VALUES (?, ?, ?) "
+        "ON CONFLICT (conversation_id, user_id) DO UPDATE SET message_id = excluded.message_id "
+        "WHERE excluded.message_id > read_pointers.message_id",
+        (conversation_id, user_id, message_id),
+    )
+    moved = cursor.rowcount == 1
+    await cursor.close()
+    return moved
+
+
+# Events
+
+
+async def insert_events(
+    conn: aiosqlite.Connection, pending: Sequence[PendingEvent], now: str
+) -> list[Event]:
+    events = []
+    for item in pending:
+        data_json = json.dumps(item.data, separators=(",", ":"), ensure_ascii=False)
+        cursor = await conn.execute(
+            "INSERT INTO events (user_id, type, data, created_at) VALUES (?, ?, ?, ?)",
+            (item.user_id, item.type, data_json, now),
+        )
+        assert cursor.lastrowid is not None
+        events.append(Event(cursor.lastrowid, item.user_id, item.type, data_json))
+        await cursor.close()
+    return events
+
+
+async def events_of_member(
+    conn: aiosqlite.Connection, user_id: int, after: int, limit: int
+) -> list[Event]:
+    rows = await _all(
+        conn,
+        "SELECT id, user_id, type, data FROM events WHERE user_id = ? AND id > ? "
+        "ORDER BY id LIMIT ?",
+        (user_id, after, limit),
+    )
+    return [_event(row) for row in rows]
+
+
+async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int) -> list[Event]:
+    rows = await _all(
+        conn,
+        "SELECT id, user_id, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+        (after, limit),
+    )
+    return [_event(row) for row in rows]
+
+
+async def event_id_bounds(conn: aiosqlite.Connection) -> tuple[int, int]:
+    """(oldest kept event id, newest event id); (0, 0) when there are none."""
+    # sqlite_sequence still knows the newest id when the newest rows were pruned.
+    row = await _one(
+        conn,
+        "SELECT (SELECT COALESCE(min(id), 0) FROM events) AS oldest, "
+        "(SELECT COALESCE(max(seq), 0) FROM sqlite_sequence WHERE name = 'events') AS newest",
+        (),
+    )
+    assert row is not None
+    return row["oldest"], row["newest"]

@@ -1,0 +1,109 @@
+"""The JSON API for members: who am I, whom may I message, conversations and messages."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from quart import Blueprint, request
+
+from gateway import actions, queries
+from gateway.exceptions import InvalidRequest
+from gateway.http import (
+    current_member,
+    int_field,
+    json_object,
+    optional_str_field,
+    query_int,
+    services,
+)
+from gateway.models import ORIGIN_TYPES, Origin, OriginType
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+JsonResponse = tuple[dict[str, Any], int]
+
+
+@blueprint.get("/me")
+async def me() -> dict[str, Any]:
+    return (await current_member()).me()
+
+
+@blueprint.get("/members")
+async def members() -> dict[str, Any]:
+    member = await current_member()
+    found = await queries.members(services(), member, request.args.get("q", ""))
+    return {"members": [m.public() for m in found]}
+
+
+@blueprint.get("/conversations")
+async def conversations() -> dict[str, Any]:
+    member = await current_member()
+    views = await queries.inbox(services(), member)
+    return {"conversations": [view.to_json() for view in views]}
+
+
+@blueprint.post("/conversations")
+async def start_conversation() -> JsonResponse:
+    member = await current_member()
+    payload = await json_object()
+    peer_id = int_field(payload, "peer_id")
+    origin = _origin(payload.get("origin"))
+    view, created = await actions.start_conversation(services(), member, peer_id, origin)
+    return {"conversation": view.to_json()}, 201 if created else 200
+
+
+@blueprint.get("/conversations/<int:conversation_id>")
+async def conversation(conversation_id: int) -> dict[str, Any]:
+    member = await current_member()
+    s = services()
+    found = await queries.participant_conversation(s, member, conversation_id)
+    return {"conversation": (await queries.conversation_view(s, member, found)).to_json()}
+
+
+@blueprint.get("/conversations/<int:conversation_id>/messages")
+async def messages(conversation_id: int) -> dict[str, Any]:
+    member = await current_member()
+    before = query_int("before", minimum=1)
+    after = query_int("after", minimum=0)
+    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    if before is not None and after is not None:
+        raise InvalidRequest("Use `before` or `after`, not both.")
+    page, has_more = await queries.messages_page(
+        services(), member, conversation_id, before=before, after=after, limit=limit
+    )
+    return {"messages": [m.to_json() for m in page], "has_more": has_more}
+
+
+@blueprint.post("/conversations/<int:conversation_id>/messages")
+async def send_message(conversation_id: int) -> JsonResponse:
+    member = await current_member()
+    payload = await json_object()
+    body = payload.get("body")
+    if not isinstance(body, str):
+        raise InvalidRequest("`body` must be a string.")
+    client_id = optional_str_field(payload, "client_id", max_length=128)
+    message, stored = await actions.send_message(
+        services(), member, conversation_id, body, client_id
+    )
+    return {"message": message.to_json()}, 201 if stored else 200
+
+
+@blueprint.post("/conversations/<int:conversation_id>/read")
+async def mark_read(conversation_id: int) -> dict[str, Any]:
+    member = await current_member()
+    message_id = int_field(await json_object(), "message_id")
+    state = await actions.mark_read(services(), member, conversation_id, message_id)
+    return {"read": state.to_json()}
+
+
+def _origin(raw: object) -> Origin:
+    if raw is None:
+        return Origin("inbox")
+    if not isinstance(raw, dict) or raw.get("type") not in ORIGIN_TYPES:
+        raise InvalidRequest(f"`origin.type` must be one of {', '.join(ORIGIN_TYPES)}.")
+    ref = raw.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > 200):
+        raise InvalidRequest("`origin.ref` must be a string of at most 200 characters or null.")
+    return Origin(cast(OriginType, raw["type"]), ref)

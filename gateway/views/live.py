@@ -1,0 +1,57 @@
+"""Live delivery: the SSE stream and its long-polling twin, sharing ids and payloads."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from gateway import feed
+from gateway.exceptions import InvalidRequest
+from gateway.http import current_member, services
+
+blueprint = Blueprint("live", __name__, url_prefix="/api")
+
+MAX_WAIT_SECONDS = 25
+
+
+@blueprint.get("/stream")
+async def stream() -> Response:
+    member = await current_member()
+    s = services()
+    cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    body = feed.stream(
+        s,
+        member.user_id,
+        cursor,
+        heartbeat=s.settings.heartbeat_seconds,
+        lifetime=s.settings.stream_max_seconds,
+    )
+    response = Response(
+        body,
+        content_type="text/event-stream; charset=utf-8",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
+    )
+    response.timeout = None  # a stream lives until the client leaves or its lifetime ends
+    return response
+
+
+@blueprint.get("/events")
+async def events() -> Response:
+    member = await current_member()
+    raw_wait = request.args.get("wait", "0")
+    try:
+        wait = float(raw_wait)
+    except ValueError:
+        raise InvalidRequest("`wait` must be a number of seconds.") from None
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise InvalidRequest(f"`wait` must be between 0 and {MAX_WAIT_SECONDS}.")
+    found, cursor = await feed.poll(services(), member.user_id, request.args.get("after"), wait)
+    # Payloads are spliced in as stored, the same bytes the stream sends.
+    items = ",".join(f'{{"id":"{e.id}","type":"{e.type}","data":{e.data_json}}}' for e in found)
+    return Response(
+        f'{{"events":[{items}],"cursor":"{cursor}"}}',
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,40 @@
+"""The browser client's page and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Response, current_app
+
+from gateway.http import services
+from gateway.store import messaging
+
+blueprint = Blueprint("pages", __name__)
+
+# No inline script or style anywhere, so the page can forbid both.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "object-src 'none'"
+)
+
+
+@blueprint.get("/")
+async def index() -> Response:
+    response = await current_app.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blueprint.get("/healthz")
+async def healthz() -> dict[str, Any]:
+    s = services()
+    async with s.store.reading() as conn:
+        _, newest = await messaging.event_id_bounds(conn)
+    return {
+        "status": "ok",
+        "demo_mode": s.settings.demo_mode,
+        "open_subscriptions": s.broadcaster.subscription_count,
+        "newest_event_id": newest,
+    }
