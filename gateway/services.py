@@ -12,7 +12,7 @@ from gateway.auth import Authenticator
 from gateway.broadcaster import Broadcaster
 from gateway.config import Settings
 from gateway.relay import Relay
-from gateway.store import Directory, MessagingStore, create_demo_directory
+from gateway.store import DEMO_MEMBERS, Directory, MessagingStore, create_directory
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Services:
         )
         if settings.app_db is None:
             app_db = demo_directory_path(settings)
-            await create_demo_directory(app_db)
+            await create_directory(app_db, DEMO_MEMBERS)
             log.warning(
                 "DEMO MODE: WB_APP_DB is not set, so members come from the demo directory %s "
                 "and anyone can sign in as them at /demo/login. Never run this in production.",

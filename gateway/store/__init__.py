@@ -14,10 +14,10 @@ from typing import TypeVar
 import aiosqlite
 
 from gateway.store.connections import ReadPool, Transaction, Writer, connect
-from gateway.store.directory import Directory, create_demo_directory
+from gateway.store.directory import DEMO_MEMBERS, Directory, DirectoryEntry, create_directory
 from gateway.store.schema import migrate
 
-__all__ = ["Directory", "MessagingStore", "create_demo_directory"]
+__all__ = ["DEMO_MEMBERS", "Directory", "DirectoryEntry", "MessagingStore", "create_directory"]
 
 T = TypeVar("T")
 

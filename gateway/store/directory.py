@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -136,8 +137,8 @@ class Directory:
         return expires_at is not None and expires_at > datetime.utcnow()
 
 
-# The demo directory: the main app's schema with a few members who show every visibility case.
-DEMO_SCHEMA = (
+# The main app's schema, for the demo directory and for test and load-test directories.
+DIRECTORY_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL, "
     "is_admin BOOLEAN NOT NULL DEFAULT 0, sync_scope TEXT NOT NULL DEFAULT 'private')",
     "CREATE TABLE IF NOT EXISTS user_attributes (user_id INTEGER NOT NULL, key TEXT NOT NULL, "
@@ -145,37 +146,54 @@ DEMO_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, "
     "expires_at DATETIME NOT NULL, is_fully_authenticated BOOLEAN NOT NULL DEFAULT 0)",
 )
-# (id, username, is_admin, sync_scope, invited by)
-DEMO_MEMBERS: tuple[tuple[int, str, int, str, int | None], ...] = (
-    (1, "alice", 0, "public", None),
-    (2, "bob", 0, "public", None),
-    (3, "carol", 0, "public", 1),
-    (4, "dave", 0, "private", 1),  # only alice, who invited him, and admins see dave
-    (5, "erin", 1, "public", None),  # an admin: sees everyone
-    (6, "frank", 0, "private", 5),
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    user_id: int
+    username: str
+    is_admin: bool = False
+    sync_scope: str = "private"
+    invited_by: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+# A few members who show every visibility case.
+DEMO_MEMBERS = (
+    DirectoryEntry(1, "alice", sync_scope="public"),
+    DirectoryEntry(2, "bob", sync_scope="public"),
+    DirectoryEntry(3, "carol", sync_scope="public", invited_by=1),
+    DirectoryEntry(4, "dave", invited_by=1),  # private: only alice, his inviter, sees him
+    DirectoryEntry(5, "erin", is_admin=True, sync_scope="public"),  # an admin sees everyone
+    DirectoryEntry(6, "frank", invited_by=5),
 )
 
 
-async def create_demo_directory(path: Path) -> None:
-    """Create (or top up) the demo directory; safe when several workers start at once."""
+async def create_directory(path: Path, members: Iterable[DirectoryEntry]) -> None:
+    """Create (or top up) a directory database in the main app's schema.
+
+    The gateway itself only does this for demo mode; tests and load tests use it to stand
+    in for the main app. Safe when several workers start at once.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await connect(path)
     try:
         await conn.execute("BEGIN IMMEDIATE")
-        for statement in DEMO_SCHEMA:
+        for statement in DIRECTORY_SCHEMA:
             await conn.execute(statement)
-        for user_id, username, is_admin, scope, inviter in DEMO_MEMBERS:
+        for entry in members:
             await conn.execute(
                 "INSERT OR IGNORE INTO users (id, username, is_admin, sync_scope) "
                 "VALUES (?, ?, ?, ?)",
-                (user_id, username, is_admin, scope),
+                (entry.user_id, entry.username, int(entry.is_admin), entry.sync_scope),
             )
-            if inviter is not None:
-                await conn.execute(
-                    "INSERT OR IGNORE INTO user_attributes (user_id, key, value) "
-                    "VALUES (?, 'invited_by_user_id', ?)",
-                    (user_id, str(inviter)),
-                )
+            attributes = list(entry.attributes)
+            if entry.invited_by is not None:
+                attributes.append(("invited_by_user_id", str(entry.invited_by)))
+            await conn.executemany(
+                "INSERT OR IGNORE INTO user_attributes (user_id, key, value) VALUES (?, ?, ?)",
+                [(entry.user_id, key, value) for key, value in attributes],
+            )
         await conn.execute("COMMIT")
     finally:
         await conn.close()

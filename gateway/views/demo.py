@@ -10,14 +10,14 @@ from werkzeug.wrappers.response import Response
 from gateway.auth import sign_session
 from gateway.exceptions import MemberNotFound
 from gateway.http import services
-from gateway.store.directory import DEMO_MEMBERS
+from gateway.store import DEMO_MEMBERS
 
 blueprint = Blueprint("demo", __name__, url_prefix="/demo")
 
 
 @blueprint.get("/members")
 async def demo_members() -> dict[str, Any]:
-    return {"members": [{"user_id": m[0], "username": m[1]} for m in DEMO_MEMBERS]}
+    return {"members": [{"user_id": m.user_id, "username": m.username} for m in DEMO_MEMBERS]}
 
 
 @blueprint.get("/login")
