@@ -1,0 +1,216 @@
+"""Run one named scenario end to end and print its summary.
+
+    python -m loadtests.run requirement            # or smoke, latency, throughput, streams,
+    python -m loadtests.run latency --workers 1    #    fallback, compare; --list shows them
+
+Each run builds a fresh directory database and data dir in a temporary folder, starts the
+gateway with the shipped hypercorn.toml on an ephemeral port, starts the conversations,
+runs Locust headless until the scenario ends itself (or hits its time cap), stops
+everything, and prints the summary. Locust's CSV and HTML report, the gateway's log and
+the summary as JSON are left in loadtests/results/. The exit status is 1 when the product
+requirement (p95 under 2 s, nothing lost or duplicated) is not met, 0 otherwise; the
+benchmark targets are reported as MET/MISSED without changing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gateway.localserver import PROJECT_ROOT, LocalGateway
+from loadtests.dataset import RunConfig, build_directory, create_conversations
+from loadtests.memory import MemorySampler
+from loadtests.report import Summary, locust_failures, summarize
+from loadtests.scenarios import SCENARIOS, Scenario
+from loadtests.tally import TALLY_FILE, Tally
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Beyond the scenario's own phases: Locust start-up, spawning, slack before the hard stop.
+TIME_CAP_MARGIN_SECONDS = 30
+
+
+class RunFailed(Exception):
+    """The run could not produce a tally (Locust crashed or never started)."""
+
+
+def raise_open_file_limit(streams: int) -> None:
+    """Each stream costs a descriptor in Locust and one in a worker; both inherit this limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(soft, 2 * streams + 1024)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def time_cap_seconds(scenario: Scenario) -> int:
+    connecting = scenario.receivers / scenario.spawn_rate + 30  # the locustfile's ready timeout
+    phases = scenario.hold_seconds + scenario.send_seconds + scenario.drain_seconds
+    return int(connecting + phases + TIME_CAP_MARGIN_SECONDS)
+
+
+def locust_command(scenario: Scenario, base_url: str, results_dir: Path) -> list[str]:
+    counts = {
+        "StreamReceiver": scenario.stream_receivers,
+        "ResumingReceiver": scenario.resuming_receivers,
+        "Poller": scenario.pollers,
+        "Sender": scenario.senders,
+    }
+    prefix = results_dir / scenario.name
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        base_url,
+        "--users",
+        str(sum(counts.values())),
+        "--spawn-rate",
+        str(scenario.spawn_rate),
+        "--run-time",
+        f"{time_cap_seconds(scenario)}s",
+        "--csv",
+        str(prefix),
+        "--html",
+        f"{prefix}.html",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        *(name for name, count in counts.items() if count > 0),
+    ]
+
+
+def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary:
+    raise_open_file_limit(scenario.open_streams + scenario.pollers)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"wb-loadtest-{scenario.name}-") as tmp:
+        root = Path(tmp)
+        app_db, data_dir, state_dir = root / "app.db", root / "data", root / "state"
+        state_dir.mkdir()
+        asyncio.run(build_directory(app_db, scenario))
+        env = {"WB_APP_DB": str(app_db), **scenario.gateway_env}
+        gateway = LocalGateway(data_dir, workers=scenario.workers, env=env, start_timeout=60)
+        try:
+            with gateway:
+                dataset = asyncio.run(
+                    create_conversations(gateway.base_url, gateway.secret, scenario)
+                )
+                config_path = state_dir / "run.json"
+                RunConfig(scenario, dataset, gateway.base_url, str(state_dir)).save(config_path)
+                sampler = MemorySampler(gateway.env["WB_MESSAGING_DB"], state_dir)
+                sampler.start()
+                locust_cpu_before = _children_cpu_seconds()
+                _run_locust(scenario, gateway.base_url, results_dir, config_path)
+                locust_cpu = _children_cpu_seconds() - locust_cpu_before
+                final = sampler.stop()
+        finally:
+            shutil.copyfile(gateway.log_path, results_dir / f"{scenario.name}.gateway.log")
+        if not (state_dir / TALLY_FILE).exists():
+            raise RunFailed(f"Locust left no tally; see {results_dir / scenario.name}.locust.log")
+        assert sampler.baseline is not None
+        summary = summarize(
+            scenario,
+            Tally.load(state_dir),
+            configuration=_configuration(scenario, gateway),
+            locust_failure_count=locust_failures(results_dir / f"{scenario.name}_stats.csv"),
+            rss_baseline=sampler.baseline.rss_bytes,
+            rss_held=sampler.peak_rss_while_held(),
+            gateway_cpu_seconds=final.cpu_seconds - sampler.baseline.cpu_seconds,
+            locust_cpu_seconds=locust_cpu,
+        )
+    (results_dir / f"{scenario.name}_summary.json").write_text(
+        json.dumps(summary.to_json(), indent=2, default=str)
+    )
+    (results_dir / f"{scenario.name}_summary.txt").write_text(summary.text() + "\n")
+    return summary
+
+
+def _run_locust(scenario: Scenario, base_url: str, results_dir: Path, config: Path) -> None:
+    command = locust_command(scenario, base_url, results_dir)
+    log_path = results_dir / f"{scenario.name}.locust.log"
+    with log_path.open("wb") as log:
+        # Locust exits non-zero whenever any failure was recorded; the tally judges the run.
+        subprocess.run(
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "LOADTEST_CONFIG": str(config)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=time_cap_seconds(scenario) + 60,
+            check=False,
+        )
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _configuration(scenario: Scenario, gateway: LocalGateway) -> str:
+    workers = scenario.workers if scenario.workers is not None else "from hypercorn.toml"
+    env = " ".join(f"{k}={v}" for k, v in sorted(scenario.gateway_env.items())) or "defaults"
+    rate = f"{scenario.message_rate:g} msg/s" if scenario.message_rate else "closed loop"
+    return (
+        f"hypercorn.toml (workers: {workers}), settings: {env}; "
+        f"{scenario.stream_receivers} streams, {scenario.resuming_receivers} resuming streams, "
+        f"{scenario.pollers} pollers, {scenario.senders} senders at {rate}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.run",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS))
+    parser.add_argument("--list", action="store_true", help="describe the scenarios and exit")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--workers", type=int, help="Hypercorn workers (default: hypercorn.toml)")
+    parser.add_argument("--rate", type=float, help="messages per second over all senders")
+    parser.add_argument("--send-seconds", type=float, help="length of the send window")
+    parser.add_argument("--messages", type=int, help="stop after this many messages")
+    parser.add_argument("--senders", type=int)
+    parser.add_argument("--streams", type=int, help="stream receivers")
+    parser.add_argument("--pollers", type=int)
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="gateway setting"
+    )
+    args = parser.parse_args(argv)
+    if args.list or args.scenario is None:
+        for scenario in SCENARIOS.values():
+            print(f"{scenario.name:<12} {scenario.description}")
+        return 0
+    base = SCENARIOS[args.scenario]
+    scenario = base.with_overrides(
+        workers=args.workers,
+        message_rate=args.rate,
+        send_seconds=args.send_seconds,
+        messages=args.messages,
+        senders=args.senders,
+        stream_receivers=args.streams,
+        pollers=args.pollers,
+        gateway_env={**base.gateway_env, **dict(e.split("=", 1) for e in args.env)} or None,
+    )
+    started = time.monotonic()
+    summary = run_scenario(scenario, args.results_dir)
+    print(summary.text())
+    print(f"results      {args.results_dir} ({time.monotonic() - started:.0f} s)")
+    return 0 if summary.requirement_met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
