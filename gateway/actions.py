@@ -12,6 +12,7 @@ import aiosqlite
 
 from gateway import queries
 from gateway.exceptions import (
+    Blocked,
     CannotMessageSelf,
     ClientIdConflict,
     InvalidBody,
@@ -29,7 +30,7 @@ from gateway.models import (
     PendingEvent,
 )
 from gateway.services import Services
-from gateway.store import messaging
+from gateway.store import messaging, moderation
 
 MAX_BODY_CHARS = 4000
 
@@ -63,6 +64,10 @@ async def _require_messageable(s: Services, me: Member, peer_id: int) -> Member:
         raise MemberNotFound()
     if not await s.directory.mutually_visible(me.user_id, peer_id):
         raise NotVisible()
+    # After visibility, so a member who cannot see the other learns nothing about blocks.
+    async with s.store.reading() as conn:
+        if await moderation.blocked_between(conn, me.user_id, peer_id):
+            raise Blocked()
     return peer
 
 
@@ -79,6 +84,15 @@ async def start_conversation(
         )
         if not created:
             return conversation, []
+        await moderation.append_log(
+            conn,
+            "conversation_created",
+            now,
+            actor_id=me.user_id,
+            subject_id=peer_id,
+            conversation_id=conversation.id,
+            details={"origin": origin.to_json()},
+        )
         pending = [
             PendingEvent(viewer.user_id, "conversation", view.to_json())
             for viewer, view in (

@@ -10,7 +10,7 @@ from gateway.config import Settings
 from gateway.errors import register_error_handlers
 from gateway.http import reject_cross_site_writes
 from gateway.services import Services
-from gateway.views import api, demo, live, pages
+from gateway.views import api, compliance, demo, live, moderation, pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 MAX_REQUEST_BYTES = 16 * 1024
@@ -25,6 +25,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(live.blueprint)
+    app.register_blueprint(moderation.blueprint)
+    app.register_blueprint(compliance.blueprint)
     if settings.demo_mode:
         # Demo routes exist only without a real directory: they sign anyone in.
         app.register_blueprint(demo.blueprint)

@@ -54,6 +54,18 @@ class NotVisible(GatewayError):
     default_message = "You and this member cannot message each other."
 
 
+class Blocked(GatewayError):
+    status = 403
+    code = "blocked"
+    default_message = "One of you has blocked the other, so you cannot message each other."
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+    default_message = "You are not allowed to do this."
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
@@ -73,6 +85,22 @@ class ConversationNotFound(NotFound):
 class MessageNotFound(NotFound):
     code = "message_not_found"
     default_message = "No such message in this conversation."
+
+
+class ReportNotFound(NotFound):
+    code = "report_not_found"
+    default_message = "No such report."
+
+
+class AuditEntryNotFound(NotFound):
+    code = "audit_entry_not_found"
+    default_message = "No such audit entry."
+
+
+class ReportAlreadyResolved(GatewayError):
+    status = 409
+    code = "report_already_resolved"
+    default_message = "This report was already resolved."
 
 
 class ClientIdConflict(GatewayError):

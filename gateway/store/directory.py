@@ -121,6 +121,18 @@ class Directory:
             rows = cast(list[sqlite3.Row], await cursor.fetchall())
         return [_member(row) for row in rows]
 
+    async def has_moderator_attribute(self, user_id: int) -> bool:
+        """Whether the main app marks this member a messaging moderator (admins are anyway)."""
+        async with (
+            self._pool.connection() as conn,
+            conn.execute(
+                "SELECT 1 FROM user_attributes WHERE user_id = ? AND key = 'messaging_moderator' "
+                "AND lower(trim(value)) IN ('1', 'true', 'yes')",
+                (user_id,),
+            ) as cursor,
+        ):
+            return await cursor.fetchone() is not None
+
     async def session_is_active(self, session_id: Any, user_id: int) -> bool:
         """Whether the main app still holds this session: logged in, unexpired, fully signed in."""
         async with (

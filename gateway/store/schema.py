@@ -7,6 +7,8 @@ Append new migrations; never edit one that has shipped.
 
 from __future__ import annotations
 
+import sqlite3
+
 import aiosqlite
 
 MIGRATIONS: tuple[str, ...] = (
@@ -55,6 +57,87 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_by_user ON events (user_id, id);
     """,
+    # 2: moderation and compliance: reports, blocks, introduction intents, the append-only
+    # compliance log, and the moderators' audit log (see gateway/store/moderation.py).
+    """
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+        message_id INTEGER REFERENCES messages (id),
+        reporter_id INTEGER NOT NULL,
+        reported_id INTEGER NOT NULL,
+        -- The newest message when the report was filed: the context moderators see is what
+        -- the reporter saw, not what was said afterwards.
+        context_until_id INTEGER NOT NULL,
+        category TEXT NOT NULL CHECK (category IN ('spam', 'harassment', 'safety', 'other')),
+        note TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+        created_at TEXT NOT NULL,
+        resolved_by INTEGER,
+        resolution TEXT,
+        resolved_at TEXT
+    );
+    CREATE INDEX reports_by_status ON reports (status, id);
+    CREATE INDEX reports_by_conversation ON reports (conversation_id);
+
+    CREATE TABLE blocks (
+        blocker_id INTEGER NOT NULL,
+        blocked_id INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (blocker_id, blocked_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX blocks_by_blocked ON blocks (blocked_id, blocker_id);
+
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL,
+        peer_id INTEGER NOT NULL,
+        origin_type TEXT NOT NULL,
+        origin_ref TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX intents_by_time ON intents (created_at);
+    CREATE INDEX conversations_by_created ON conversations (created_at);
+
+    -- The compliance log: the application only ever inserts; the triggers make sure of it.
+    CREATE TABLE moderation_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        actor_id INTEGER,
+        subject_id INTEGER,
+        conversation_id INTEGER,
+        report_id INTEGER,
+        details TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TRIGGER moderation_log_no_update BEFORE UPDATE ON moderation_log
+    BEGIN SELECT RAISE(ABORT, 'moderation_log is append-only'); END;
+    CREATE TRIGGER moderation_log_no_delete BEFORE DELETE ON moderation_log
+    BEGIN SELECT RAISE(ABORT, 'moderation_log is append-only'); END;
+
+    -- What moderators did. Append-only too, except that an export's outcome, row count and
+    -- file hash are filled in exactly once when it ends (the entry exists before its first byte).
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        actor_id INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        member_id INTEGER,
+        details TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        outcome TEXT,
+        row_count INTEGER,
+        sha256 TEXT,
+        completed_at TEXT
+    );
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TRIGGER audit_log_complete_once BEFORE UPDATE ON audit_log
+    WHEN OLD.completed_at IS NOT NULL OR NEW.completed_at IS NULL
+        OR NEW.id IS NOT OLD.id OR NEW.actor_id IS NOT OLD.actor_id
+        OR NEW.action IS NOT OLD.action OR NEW.member_id IS NOT OLD.member_id
+        OR NEW.details IS NOT OLD.details OR NEW.created_at IS NOT OLD.created_at
+    BEGIN SELECT RAISE(ABORT, 'audit_log entries are append-only'); END;
+    """,
 )
 
 
@@ -79,4 +162,13 @@ async def migrate(conn: aiosqlite.Connection) -> int:
 def _statements(script: str) -> list[str]:
     # executescript() would commit the surrounding transaction; run statement by statement.
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    # Split at the `;` that end statements, not those inside a trigger's BEGIN ... END.
+    statements, pending = [], ""
+    for part in "\n".join(lines).split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            statement = pending.strip().removesuffix(";").strip()
+            if statement:
+                statements.append(statement)
+            pending = ""
+    return statements

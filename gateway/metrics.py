@@ -1,0 +1,105 @@
+"""Numbers for operators: the introduction funnel (admins) and Prometheus text for `/metrics`.
+
+Counters are per worker (each Hypercorn worker is a process): every sample carries a `worker`
+label so a scraper that reaches different workers does not mix their totals. Database-wide
+numbers (messages stored, open reports) are the same whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from gateway.models import Member
+from gateway.moderation import require_admin
+from gateway.moderation_models import OriginFunnel
+from gateway.services import Services
+from gateway.store import moderation
+from gateway.store.export_queries import (
+    Window,
+    introduction_funnel,
+    messages_total,
+    oldest_event_after,
+)
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def introductions(s: Services, me: Member, window: Window) -> list[OriginFunnel]:
+    await require_admin(s, me)
+    async with s.store.reading() as conn:
+        return await introduction_funnel(conn, window)
+
+
+async def delivery_lag_seconds(s: Services) -> float:
+    """How long the oldest committed event this worker has not yet fanned out has waited.
+
+    0 when this worker is caught up with the event log. A growing value means the relay or
+    the broadcaster is falling behind, and live streams see messages late.
+    """
+    async with s.store.reading() as conn:
+        oldest = await oldest_event_after(conn, s.broadcaster.last_published)
+    if oldest is None:
+        return 0.0
+    committed = datetime.fromisoformat(oldest)
+    return max(0.0, (datetime.now(UTC) - committed).total_seconds())
+
+
+async def prometheus_text(s: Services) -> str:
+    async with s.store.reading() as conn:
+        stored = await messages_total(conn)
+        open_reports = await moderation.open_report_count(conn)
+    lag = await delivery_lag_seconds(s)
+    worker = f'worker="{os.getpid()}"'
+    samples: list[tuple[str, str, str, str, float | int]] = [
+        (
+            "wb_open_streams",
+            "gauge",
+            "Open SSE streams and waiting polls.",
+            worker,
+            s.broadcaster.subscription_count,
+        ),
+        ("wb_messages_stored", "gauge", "Messages stored in messaging.db.", "", stored),
+        (
+            "wb_messages_sent_total",
+            "counter",
+            "Messages stored by this worker since start.",
+            worker,
+            s.counters.messages_stored,
+        ),
+        (
+            "wb_events_delivered_total",
+            "counter",
+            "Events handed to streams and polls.",
+            worker,
+            s.broadcaster.delivered,
+        ),
+        (
+            "wb_poll_requests_total",
+            "counter",
+            "Requests to the polling endpoint.",
+            worker,
+            s.counters.poll_requests,
+        ),
+        (
+            "wb_auth_failures_total",
+            "counter",
+            "Requests refused as unauthenticated.",
+            worker,
+            s.authenticator.failures,
+        ),
+        (
+            "wb_delivery_lag_seconds",
+            "gauge",
+            "Age of the oldest committed event this worker has not delivered yet.",
+            worker,
+            lag,
+        ),
+        ("wb_reports_open", "gauge", "Reports waiting for a moderator.", "", open_reports),
+    ]
+    lines: list[str] = []
+    for name, kind, help_text, labels, value in samples:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+    return "\n".join(lines) + "\n"

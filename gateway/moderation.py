@@ -1,0 +1,162 @@
+"""Members' safety actions (report, block, unblock), introduction intents, and roles.
+
+Each action writes its change and its compliance-log row in one transaction, so the log can
+never miss something that happened nor record something that did not.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from gateway import queries
+from gateway.exceptions import (
+    CannotMessageSelf,
+    Forbidden,
+    InvalidRequest,
+    MemberNotFound,
+    MessageNotFound,
+)
+from gateway.models import Member, Origin
+from gateway.moderation_models import Block, Report, ReportCategory, Role
+from gateway.services import Services
+from gateway.store import messaging, moderation
+
+MAX_NOTE_CHARS = 1000
+
+
+async def role_of(s: Services, member: Member) -> Role | None:
+    """Read from the main app on every call, so granting or revoking takes effect at once."""
+    if member.is_admin:
+        return "admin"
+    if await s.directory.has_moderator_attribute(member.user_id):
+        return "moderator"
+    return None
+
+
+async def require_moderator(s: Services, member: Member) -> Role:
+    role = await role_of(s, member)
+    if role is None:
+        raise Forbidden("Only moderators may do this.")
+    return role
+
+
+async def require_admin(s: Services, member: Member) -> None:
+    if not member.is_admin:
+        raise Forbidden("Only admins may do this.")
+
+
+async def file_report(
+    s: Services,
+    me: Member,
+    conversation_id: int,
+    message_id: int | None,
+    category: ReportCategory,
+    note: str,
+) -> tuple[Report, bool]:
+    """The report and whether this call filed it (False: the same open report exists)."""
+    if len(note) > MAX_NOTE_CHARS:
+        raise InvalidRequest(f"`note` must be at most {MAX_NOTE_CHARS} characters.")
+    conversation = await queries.participant_conversation(s, me, conversation_id)
+    if message_id is not None:
+        async with s.store.reading() as conn:
+            message = await messaging.get_message(conn, message_id)
+        if message is None or message.conversation_id != conversation_id:
+            raise MessageNotFound()
+        if message.sender_id == me.user_id:
+            raise InvalidRequest("You cannot report your own message.")
+    reported_id = conversation.peer_of(me.user_id)
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> tuple[Report, bool]:
+        # A double click or a retry must not put the same complaint in the queue twice.
+        earlier = await moderation.open_report_like(conn, me.user_id, conversation_id, message_id)
+        if earlier is not None:
+            return earlier, False
+        report = await moderation.insert_report(
+            conn,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            reporter_id=me.user_id,
+            reported_id=reported_id,
+            category=category,
+            note=note,
+            now=now,
+        )
+        await moderation.append_log(
+            conn,
+            "report_filed",
+            now,
+            actor_id=me.user_id,
+            subject_id=reported_id,
+            conversation_id=conversation_id,
+            report_id=report.id,
+            details={"category": category, "message_id": message_id},
+        )
+        return report, True
+
+    return await s.store.write(tx)
+
+
+async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member, bool]:
+    """The block, the blocked member, and whether this call created the block."""
+    if member_id == me.user_id:
+        raise CannotMessageSelf("You cannot block yourself.")
+    blocked = await s.directory.member(member_id)
+    if blocked is None:
+        raise MemberNotFound()
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> bool:
+        created = await moderation.insert_block(conn, me.user_id, member_id, now)
+        if created:
+            await moderation.append_log(
+                conn, "block", now, actor_id=me.user_id, subject_id=member_id
+            )
+        return created
+
+    created = await s.store.write(tx)
+    async with s.store.reading() as conn:
+        mine = {b.blocked_id: b for b in await moderation.blocks_by(conn, me.user_id)}
+    return mine.get(member_id, Block(me.user_id, member_id, now)), blocked, created
+
+
+async def unblock(s: Services, me: Member, member_id: int) -> bool:
+    """Whether a block was lifted (unblocking someone not blocked changes nothing)."""
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> bool:
+        removed = await moderation.delete_block(conn, me.user_id, member_id)
+        if removed:
+            await moderation.append_log(
+                conn, "unblock", now, actor_id=me.user_id, subject_id=member_id
+            )
+        return removed
+
+    return await s.store.write(tx)
+
+
+async def blocks(s: Services, me: Member) -> list[tuple[Block, Member]]:
+    """Whom the member blocked; never who blocked them."""
+    async with s.store.reading() as conn:
+        mine = await moderation.blocks_by(conn, me.user_id)
+    known = await s.directory.members_by_id(b.blocked_id for b in mine)
+    return [
+        (b, known.get(b.blocked_id) or Member(b.blocked_id, f"former member #{b.blocked_id}"))
+        for b in mine
+    ]
+
+
+async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -> int:
+    """A member opened a compose towards `peer_id` from a request, profile or suggestion."""
+    if peer_id == me.user_id:
+        raise CannotMessageSelf()
+    if await s.directory.member(peer_id) is None:
+        raise MemberNotFound()
+    now = messaging.utc_now()
+
+    async def tx(conn: aiosqlite.Connection) -> int:
+        return await moderation.insert_intent(
+            conn, me.user_id, peer_id, origin.type, origin.ref, now
+        )
+
+    return await s.store.write(tx)

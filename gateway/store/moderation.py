@@ -1,0 +1,349 @@
+"""Every SQL statement on reports, blocks, intents, the compliance log and the audit log.
+
+Like `messaging`, functions take a connection: writes run inside the writer's transaction so
+an action can log what it did atomically with doing it. The export's paging queries live in
+`export_queries`, the introduction metrics in `metrics_queries`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, cast
+
+import aiosqlite
+
+from gateway.models import Message
+from gateway.moderation_models import (
+    AuditAction,
+    AuditEntry,
+    Block,
+    LogEntry,
+    LogKind,
+    Report,
+    ReportCategory,
+    ReportStatus,
+)
+from gateway.store.messaging import _MESSAGE_COLUMNS, _all, _message, _one
+
+_REPORT_COLUMNS = (
+    "id, conversation_id, message_id, reporter_id, reported_id, context_until_id, category, "
+    "note, status, created_at, resolved_by, resolution, resolved_at"
+)
+_AUDIT_COLUMNS = (
+    "id, actor_id, action, member_id, details, created_at, outcome, row_count, sha256, completed_at"
+)
+_LOG_COLUMNS = "id, kind, actor_id, subject_id, conversation_id, report_id, details, created_at"
+CONTEXT_EACH_SIDE = 5
+
+
+def _json(details: dict[str, Any]) -> str:
+    return json.dumps(details, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _report(row: sqlite3.Row) -> Report:
+    return Report(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        message_id=row["message_id"],
+        reporter_id=row["reporter_id"],
+        reported_id=row["reported_id"],
+        context_until_id=row["context_until_id"],
+        category=cast(ReportCategory, row["category"]),
+        note=row["note"],
+        status=cast(ReportStatus, row["status"]),
+        created_at=row["created_at"],
+        resolved_by=row["resolved_by"],
+        resolution=row["resolution"],
+        resolved_at=row["resolved_at"],
+    )
+
+
+def _audit(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        actor_id=row["actor_id"],
+        action=cast(AuditAction, row["action"]),
+        member_id=row["member_id"],
+        details_json=row["details"],
+        created_at=row["created_at"],
+        outcome=row["outcome"],
+        row_count=row["row_count"],
+        sha256=row["sha256"],
+        completed_at=row["completed_at"],
+    )
+
+
+def _log(row: sqlite3.Row) -> LogEntry:
+    return LogEntry(
+        id=row["id"],
+        kind=cast(LogKind, row["kind"]),
+        actor_id=row["actor_id"],
+        subject_id=row["subject_id"],
+        conversation_id=row["conversation_id"],
+        report_id=row["report_id"],
+        details_json=row["details"],
+        created_at=row["created_at"],
+    )
+
+
+async def _insert(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    cursor = await conn.execute(sql, params)
+    row_id = cursor.lastrowid
+    await cursor.close()
+    assert row_id is not None
+    return row_id
+
+
+async def _changed(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    cursor = await conn.execute(sql, params)
+    changed = cursor.rowcount > 0
+    await cursor.close()
+    return changed
+
+
+# The compliance log
+
+
+async def append_log(
+    conn: aiosqlite.Connection,
+    kind: LogKind,
+    now: str,
+    *,
+    actor_id: int | None = None,
+    subject_id: int | None = None,
+    conversation_id: int | None = None,
+    report_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    return await _insert(
+        conn,
+        "INSERT INTO moderation_log (kind, actor_id, subject_id, conversation_id, report_id, "
+        "details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (kind, actor_id, subject_id, conversation_id, report_id, _json(details or {}), now),
+    )
+
+
+async def log_entries(conn: aiosqlite.Connection, before: int | None, limit: int) -> list[LogEntry]:
+    """Newest first, below `before` when given."""
+    rows = await _all(
+        conn,
+        f"SELECT {_LOG_COLUMNS} FROM moderation_log WHERE id < ? ORDER BY id DESC LIMIT ?",
+        (before if before is not None else 2**62, limit),
+    )
+    return [_log(row) for row in rows]
+
+
+# The audit log
+
+
+async def append_audit(
+    conn: aiosqlite.Connection,
+    actor_id: int,
+    action: AuditAction,
+    member_id: int | None,
+    details: dict[str, Any],
+    now: str,
+) -> AuditEntry:
+    audit_id = await _insert(
+        conn,
+        "INSERT INTO audit_log (actor_id, action, member_id, details, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (actor_id, action, member_id, _json(details), now),
+    )
+    return AuditEntry(audit_id, actor_id, action, member_id, _json(details), now, *(None,) * 4)
+
+
+async def complete_audit(
+    conn: aiosqlite.Connection, audit_id: int, outcome: str, rows: int, sha256: str, now: str
+) -> None:
+    # The table's trigger refuses a second completion or any other change.
+    await conn.execute(
+        "UPDATE audit_log SET outcome = ?, row_count = ?, sha256 = ?, completed_at = ? "
+        "WHERE id = ?",
+        (outcome, rows, sha256, now, audit_id),
+    )
+
+
+async def get_audit(conn: aiosqlite.Connection, audit_id: int) -> AuditEntry | None:
+    row = await _one(conn, f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id = ?", (audit_id,))
+    return _audit(row) if row else None
+
+
+async def audit_entries(
+    conn: aiosqlite.Connection, before: int | None, limit: int
+) -> list[AuditEntry]:
+    rows = await _all(
+        conn,
+        f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
+        (before if before is not None else 2**62, limit),
+    )
+    return [_audit(row) for row in rows]
+
+
+# Reports
+
+
+async def insert_report(
+    conn: aiosqlite.Connection,
+    *,
+    conversation_id: int,
+    message_id: int | None,
+    reporter_id: int,
+    reported_id: int,
+    category: ReportCategory,
+    note: str,
+    now: str,
+) -> Report:
+    newest = await _one(
+        conn,
+        "SELECT COALESCE(max(id), 0) FROM messages WHERE conversation_id = ?",
+        (conversation_id,),
+    )
+    context_until = int(newest[0]) if newest else 0
+    report_id = await _insert(
+        conn,
+        "INSERT INTO reports (conversation_id, message_id, reporter_id, reported_id, "
+        "context_until_id, category, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (conversation_id, message_id, reporter_id, reported_id, context_until, category, note, now),
+    )
+    report = await get_report(conn, report_id)
+    assert report is not None
+    return report
+
+
+async def get_report(conn: aiosqlite.Connection, report_id: int) -> Report | None:
+    row = await _one(conn, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
+    return _report(row) if row else None
+
+
+async def open_report_like(
+    conn: aiosqlite.Connection, reporter_id: int, conversation_id: int, message_id: int | None
+) -> Report | None:
+    """The reporter's open report of the same message (or conversation), if any."""
+    row = await _one(
+        conn,
+        f"SELECT {_REPORT_COLUMNS} FROM reports WHERE conversation_id = ? AND reporter_id = ? "
+        "AND message_id IS ? AND status = 'open'",
+        (conversation_id, reporter_id, message_id),
+    )
+    return _report(row) if row else None
+
+
+async def reports_page(
+    conn: aiosqlite.Connection, status: ReportStatus, before: int | None, limit: int
+) -> list[Report]:
+    """Open reports oldest first (a queue); resolved ones newest first (a history)."""
+    if status == "open":
+        sql = "id > ? ORDER BY id ASC"
+        bound = before if before is not None else 0
+    else:
+        sql = "id < ? ORDER BY id DESC"
+        bound = before if before is not None else 2**62
+    rows = await _all(
+        conn,
+        f"SELECT {_REPORT_COLUMNS} FROM reports WHERE status = ? AND {sql} LIMIT ?",
+        (status, bound, limit),
+    )
+    return [_report(row) for row in rows]
+
+
+async def resolve_report(
+    conn: aiosqlite.Connection, report_id: int, moderator_id: int, resolution: str, now: str
+) -> bool:
+    """Resolve an open report; False when it was already resolved."""
+    return await _changed(
+        conn,
+        "UPDATE reports SET status = 'resolved', resolved_by = ?, resolution = ?, "
+        "resolved_at = ? WHERE id = ? AND status = 'open'",
+        (moderator_id, resolution, now, report_id),
+    )
+
+
+async def report_context(conn: aiosqlite.Connection, report: Report) -> list[Message]:
+    """The messages around the reported one (or the last ones before the report), in order."""
+    if report.message_id is None:
+        rows = await _all(
+            conn,
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
+            "ORDER BY id DESC LIMIT ?",
+            (report.conversation_id, report.context_until_id, 2 * CONTEXT_EACH_SIDE),
+        )
+        return [_message(row) for row in reversed(rows)]
+    before = await _all(
+        conn,
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
+        "ORDER BY id DESC LIMIT ?",
+        (report.conversation_id, report.message_id, CONTEXT_EACH_SIDE + 1),
+    )
+    after = await _all(
+        conn,
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id > ? "
+        "AND id <= ? ORDER BY id ASC LIMIT ?",
+        (report.conversation_id, report.message_id, report.context_until_id, CONTEXT_EACH_SIDE),
+    )
+    return [_message(row) for row in [*reversed(before), *after]]
+
+
+async def open_report_count(conn: aiosqlite.Connection) -> int:
+    row = await _one(conn, "SELECT count(*) FROM reports WHERE status = 'open'", ())
+    return int(row[0]) if row else 0
+
+
+# Blocks
+
+
+async def insert_block(conn: aiosqlite.Connection, blocker: int, blocked: int, now: str) -> bool:
+    """Whether this call created the block (False: it already existed)."""
+    return await _changed(
+        conn,
+        "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (blocker, blocked, now),
+    )
+
+
+async def delete_block(conn: aiosqlite.Connection, blocker: int, blocked: int) -> bool:
+    return await _changed(
+        conn, "DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?", (blocker, blocked)
+    )
+
+
+async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
+    rows = await _all(
+        conn,
+        "SELECT blocker_id, blocked_id, created_at FROM blocks WHERE blocker_id = ? "
+        "ORDER BY created_at DESC, blocked_id",
+        (blocker,),
+    )
+    return [Block(row["blocker_id"], row["blocked_id"], row["created_at"]) for row in rows]
+
+
+async def blocked_between(conn: aiosqlite.Connection, a: int, b: int) -> bool:
+    """Whether either member blocked the other."""
+    row = await _one(
+        conn,
+        "SELECT 1 FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) "
+        "OR (blocker_id = ? AND blocked_id = ?)",
+        (a, b, b, a),
+    )
+    return row is not None
+
+
+# Introduction intents
+
+
+async def insert_intent(
+    conn: aiosqlite.Connection,
+    user_id: int,
+    peer_id: int,
+    origin_type: str,
+    origin_ref: str | None,
+    now: str,
+) -> int:
+    return await _insert(
+        conn,
+        "INSERT INTO intents (user_id, peer_id, origin_type, origin_ref, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (user_id, peer_id, origin_type, origin_ref, now),
+    )

@@ -1,0 +1,150 @@
+"""Members' reports, blocks and intents, and the moderators' reports queue and logs."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from quart import Blueprint, Response, request
+
+from gateway import moderation, review
+from gateway.exceptions import InvalidRequest
+from gateway.http import current_member, int_field, json_object, query_int, services
+from gateway.models import ORIGIN_TYPES, Origin, OriginType
+from gateway.moderation_models import REPORT_CATEGORIES, ReportCategory, ReportStatus
+
+blueprint = Blueprint("moderation", __name__, url_prefix="/api")
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_RESOLUTION_CHARS = 1000
+JsonResponse = tuple[dict[str, Any], int]
+
+
+# Members
+
+
+@blueprint.post("/reports")
+async def file_report() -> JsonResponse:
+    member = await current_member()
+    payload = await json_object()
+    conversation_id = int_field(payload, "conversation_id")
+    message_id = payload.get("message_id")
+    if message_id is not None:
+        message_id = int_field(payload, "message_id")
+    category = payload.get("category")
+    if category not in REPORT_CATEGORIES:
+        raise InvalidRequest(f"`category` must be one of {', '.join(REPORT_CATEGORIES)}.")
+    note = payload.get("note") or ""
+    if not isinstance(note, str):
+        raise InvalidRequest("`note` must be a string.")
+    report, created = await moderation.file_report(
+        services(),
+        member,
+        conversation_id,
+        message_id,
+        cast(ReportCategory, category),
+        note.strip(),
+    )
+    # The reporter sees their own report, not the moderators' later handling of it.
+    mine = {
+        k: report.to_json()[k]
+        for k in ("id", "conversation_id", "message_id", "category", "note", "created_at")
+    }
+    return {"report": mine}, 201 if created else 200
+
+
+@blueprint.get("/blocks")
+async def blocks() -> dict[str, Any]:
+    member = await current_member()
+    found = await moderation.blocks(services(), member)
+    return {"blocks": [{"member": m.public(), "created_at": b.created_at} for b, m in found]}
+
+
+@blueprint.post("/blocks")
+async def block() -> JsonResponse:
+    member = await current_member()
+    member_id = int_field(await json_object(), "member_id")
+    found, blocked, created = await moderation.block(services(), member, member_id)
+    return {"block": {"member": blocked.public(), "created_at": found.created_at}}, (
+        201 if created else 200
+    )
+
+
+@blueprint.delete("/blocks/<int:member_id>")
+async def unblock(member_id: int) -> Response:
+    await moderation.unblock(services(), await current_member(), member_id)
+    return Response(status=204)  # the same answer whether or not a block existed
+
+
+@blueprint.post("/intents")
+async def record_intent() -> JsonResponse:
+    member = await current_member()
+    payload = await json_object()
+    peer_id = int_field(payload, "peer_id")
+    raw = payload.get("origin")
+    if not isinstance(raw, dict) or raw.get("type") not in ORIGIN_TYPES:
+        raise InvalidRequest(f"`origin.type` must be one of {', '.join(ORIGIN_TYPES)}.")
+    ref = raw.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > 200):
+        raise InvalidRequest("`origin.ref` must be a string of at most 200 characters or null.")
+    origin = Origin(cast(OriginType, raw["type"]), ref)
+    intent_id = await moderation.record_intent(services(), member, peer_id, origin)
+    return {"intent": {"id": intent_id, "peer_id": peer_id, "origin": origin.to_json()}}, 201
+
+
+# Moderators
+
+
+@blueprint.get("/moderation/me")
+async def moderation_me() -> dict[str, Any]:
+    member = await current_member()
+    role = await moderation.require_moderator(services(), member)
+    return {**member.me(), "role": role}
+
+
+@blueprint.get("/moderation/reports")
+async def reports() -> dict[str, Any]:
+    member = await current_member()
+    status = request.args.get("status", "open")
+    if status not in ("open", "resolved"):
+        raise InvalidRequest("`status` must be open or resolved.")
+    before = query_int("before", minimum=1)
+    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    views = await review.reports_queue(
+        services(), member, cast(ReportStatus, status), before, limit
+    )
+    return {"reports": [view.to_json() for view in views]}
+
+
+@blueprint.post("/moderation/reports/<int:report_id>/resolve")
+async def resolve(report_id: int) -> dict[str, Any]:
+    member = await current_member()
+    resolution = (await json_object()).get("resolution")
+    if not isinstance(resolution, str) or not 1 <= len(resolution.strip()) <= MAX_RESOLUTION_CHARS:
+        raise InvalidRequest(f"`resolution` must be 1 to {MAX_RESOLUTION_CHARS} characters.")
+    report = await review.resolve(services(), member, report_id, resolution.strip())
+    return {"report": report.to_json()}
+
+
+@blueprint.get("/moderation/audit")
+async def audit() -> dict[str, Any]:
+    member = await current_member()
+    before = query_int("before", minimum=1)
+    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    entries = await review.audit_log(services(), member, before, limit)
+    return {"entries": [entry.to_json() for entry in entries]}
+
+
+@blueprint.get("/moderation/log")
+async def compliance_log() -> dict[str, Any]:
+    member = await current_member()
+    before = query_int("before", minimum=1)
+    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    entries = await review.compliance_log(services(), member, before, limit)
+    return {"entries": [entry.to_json() for entry in entries]}
+
+
+@blueprint.get("/moderation/exports/<int:export_id>")
+async def export_entry(export_id: int) -> dict[str, Any]:
+    entry = await review.export_entry(services(), await current_member(), export_id)
+    return {"export": entry.to_json()}
