@@ -1,0 +1,247 @@
+// app.js — owns start-up and wiring: who is signed in (or the signed-out / demo screen),
+// the first inbox load, the live feed, routing between inbox and thread (#/c/ID), the
+// deep link /?with=USERNAME&origin=TYPE:REF, and the connection indicator.
+
+import { api, ApiError, onUnauthenticated } from "./api.js";
+import { announce, avatar, byId, el, toast } from "./dom.js";
+import { Inbox } from "./inbox.js";
+import { LiveFeed } from "./live.js";
+import { Picker } from "./picker.js";
+import { Thread } from "./thread.js";
+
+const ORIGIN_TYPES = new Set(["request", "profile", "suggestion", "inbox"]);
+const STATUS_TEXT = {
+  connecting: ["Connecting…", "Connecting to the live feed"],
+  live: ["Live", "New messages arrive instantly"],
+  reconnecting: ["Reconnecting…", "The live connection dropped; reconnecting"],
+  polling: ["Polling", "Live connection unavailable; checking for new messages continuously"],
+  offline: ["Offline", "Can't reach the server; retrying"],
+  idle: ["Offline", "Not connected"],
+};
+
+let me = null;
+let inbox = null;
+let thread = null;
+let live = null;
+
+function show(id) {
+  for (const screen of ["loading", "signed-out", "app"]) byId(screen).hidden = screen !== id;
+}
+
+async function showSignedOut() {
+  live?.stop();
+  show("signed-out");
+  let members = null;
+  try {
+    members = await api.demoMembers();
+  } catch {
+    members = null;
+  }
+  if (!members) return;
+  byId("demo-members").replaceChildren(...members.map((member) =>
+    el("li", {},
+      el("a", { class: "demo-member", href: `/demo/login?user=${encodeURIComponent(member.username)}` },
+        avatar(member), el("span", { text: member.username })))));
+  byId("demo-picker").hidden = false;
+}
+
+function showFatal() {
+  const box = byId("loading");
+  box.replaceChildren(
+    el("p", { text: "Messages can't be reached right now." }),
+    el("button", { type: "button", class: "button", id: "reload", text: "Try again" }),
+  );
+  byId("reload").addEventListener("click", () => location.reload());
+  show("loading");
+}
+
+// ---- connection indicator ---------------------------------------------------------------
+
+let statusTimer = 0;
+function renderStatus(state) {
+  const box = byId("connection");
+  const [label, title] = STATUS_TEXT[state] || STATUS_TEXT.idle;
+  box.dataset.state = state;
+  box.title = title;
+  byId("connection-label").textContent = label;
+}
+
+function onStatus(state) {
+  clearTimeout(statusTimer);
+  // A routine reconnect after a server-side cut takes a moment; don't flash the indicator.
+  if (state === "reconnecting" && byId("connection").dataset.state === "live") {
+    statusTimer = setTimeout(() => renderStatus(state), 1500);
+  } else {
+    renderStatus(state);
+  }
+}
+
+// ---- routing -----------------------------------------------------------------------------
+
+function isVisible() {
+  return document.visibilityState === "visible" && thread?.id !== null;
+}
+
+async function route() {
+  const match = /^#\/c\/(\d+)$/.exec(location.hash);
+  if (!match) {
+    thread.close();
+    inbox.setActive(null);
+    document.body.classList.remove("thread-open");
+    return;
+  }
+  const id = Number(match[1]);
+  let conversation = inbox.get(id);
+  if (!conversation) {
+    try {
+      conversation = inbox.upsert((await api.conversation(id)).conversation);
+    } catch (error) {
+      toast(error instanceof ApiError && error.status === 404
+        ? "That conversation doesn't exist." : "Couldn't open that conversation.");
+      history.replaceState(null, "", "/#/");
+      return route();
+    }
+  }
+  inbox.setActive(id);
+  document.body.classList.add("thread-open");
+  if (thread.id !== id) await thread.open(conversation);
+}
+
+function goTo(conversationId) {
+  const hash = `#/c/${conversationId}`;
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function parseOrigin(raw) {
+  const [type, ...rest] = String(raw || "").split(":");
+  if (!ORIGIN_TYPES.has(type)) return { type: "inbox", ref: null };
+  const ref = rest.join(":");
+  return { type, ref: ref ? ref.slice(0, 200) : null };
+}
+
+/** /?with=USERNAME&origin=request:123 opens (or starts) that conversation. */
+async function deepLink() {
+  const params = new URLSearchParams(location.search);
+  const username = params.get("with");
+  if (!username) return false;
+  const origin = parseOrigin(params.get("origin"));
+  history.replaceState(null, "", "/" + location.hash); // a reload must not redo it
+  if (username.toLowerCase() === me.username.toLowerCase()) {
+    toast("That's you — pick someone else to message.");
+    return false;
+  }
+  try {
+    const { members } = await api.members(username);
+    const peer = members.find((m) => m.username.toLowerCase() === username.toLowerCase());
+    if (!peer) {
+      toast(`You can't message ${username}.`);
+      return false;
+    }
+    const conversation = inbox.upsert(await api.startConversation(peer.user_id, origin));
+    history.replaceState(null, "", `/#/c/${conversation.id}`);
+    await route();
+    return true;
+  } catch (error) {
+    toast(error instanceof ApiError && error.message ? error.message : `Couldn't message ${username}.`);
+    return false;
+  }
+}
+
+async function startWith(member) {
+  const existing = inbox.findByPeer(member.user_id);
+  if (existing) return goTo(existing.id);
+  try {
+    goTo(inbox.upsert(await api.startConversation(member.user_id, { type: "inbox", ref: null })).id);
+  } catch (error) {
+    toast(error instanceof ApiError && error.message ? error.message : "Couldn't start that conversation.");
+  }
+}
+
+// ---- live events -------------------------------------------------------------------------
+
+async function onMessage(message) {
+  const viewing = thread.id === message.conversation_id && isVisible();
+  if (!inbox.applyMessage(message, viewing)) {
+    try {
+      inbox.upsert((await api.conversation(message.conversation_id)).conversation);
+    } catch {
+      return;
+    }
+  }
+  thread.receive(message);
+  if (message.sender_id !== me.user_id && thread.id !== message.conversation_id) {
+    const from = inbox.get(message.conversation_id)?.peer.username || "someone";
+    announce(`New message from ${from}`);
+  }
+}
+
+function onEvent(type, data) {
+  if (type === "message") onMessage(data);
+  else if (type === "conversation") inbox.upsert(data);
+  else if (type === "read") inbox.applyRead(data);
+}
+
+async function refetchAll() {
+  try {
+    inbox.setAll((await api.conversations()).conversations);
+    await thread.reload();
+  } catch {
+    toast("Couldn't refresh your conversations.");
+  }
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+async function main() {
+  onUnauthenticated(() => {
+    if (me) showSignedOut();
+  });
+  try {
+    me = await api.me();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return showSignedOut();
+    return showFatal();
+  }
+  document.body.dataset.userId = String(me.user_id);
+  byId("me-name").textContent = me.username;
+
+  inbox = new Inbox(me.user_id);
+  thread = new Thread(me, { inbox, isVisible, onSent: (message) => inbox.applyMessage(message, true) });
+  const picker = new Picker(startWith);
+  byId("new-conversation").addEventListener("click", (event) => picker.open(event.currentTarget));
+  byId("thread-back").addEventListener("click", () => {
+    location.hash = "#/";
+    byId("new-conversation").focus();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") thread.markRead();
+  });
+  window.addEventListener("hashchange", route);
+
+  let cursor;
+  let conversations;
+  let demoMembers;
+  try {
+    // The cursor first: whatever happens after it is replayed by the feed and deduplicated.
+    cursor = (await api.events()).cursor;
+    [{ conversations }, demoMembers] = await Promise.all([api.conversations(), api.demoMembers()]);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return showSignedOut();
+    return showFatal();
+  }
+  byId("sign-out").hidden = !demoMembers;
+  inbox.setAll(conversations);
+  show("app");
+
+  live = new LiveFeed(
+    { onEvent, onReset: refetchAll, onStatus, onUnauthenticated: showSignedOut },
+    window.WB_LIVE_OPTIONS || {},
+  );
+  live.start(cursor);
+  window.wbLive = live; // for debugging from the console (and the browser tests)
+
+  if (!(await deepLink())) await route();
+}
+
+main();

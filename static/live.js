@@ -1,0 +1,236 @@
+// live.js — owns live delivery for the tab: one EventSource on /api/stream, the fallback to
+// long polling on /api/events, periodic attempts to get the stream back, the connection
+// state (connecting / live / reconnecting / polling / offline) and the event cursor.
+//
+// Both transports carry the same event ids, so every event goes through `accept()`, which
+// drops anything at or below the cursor. Each transport starts from the cursor it was given
+// and delivers in id order, so overlapping them (a probe stream while polling, a poll still in
+// flight when the stream returns) can neither skip nor repeat an event.
+
+import { api } from "./api.js";
+
+const DEFAULTS = {
+  helloTimeoutMs: 4000, // an opened stream that says nothing for this long is buffered: poll
+  maxStreamFailures: 3, // consecutive failed stream attempts before falling back to polling
+  reconnectDelaysMs: [300, 1000, 2000], // between stream attempts
+  healthyStreamMs: 1000, // a stream cut after living this long is a normal cut, not a failure
+  streamRetryMs: [15000, 30000, 60000], // while polling, try the stream again after these
+  pollWaitSeconds: 25,
+  pollErrorDelaysMs: [1000, 2000, 5000, 10000],
+};
+
+const EVENT_TYPES = ["message", "conversation", "read", "reset"];
+
+export class LiveFeed {
+  /**
+   * handlers: onEvent(type, data, id), onReset(), onStatus(state), onUnauthenticated()
+   * options: overrides of DEFAULTS (tests may set window.WB_LIVE_OPTIONS before load).
+   */
+  constructor(handlers, options = {}) {
+    this.handlers = handlers;
+    this.options = { ...DEFAULTS, ...options };
+    this.cursor = 0;
+    this.state = "idle";
+    this.source = null;
+    this.failures = 0;
+    this.retryRound = 0;
+    this.timer = 0;
+    this.pollToken = null;
+    this.pollAbort = null;
+    this.stopped = true;
+  }
+
+  start(cursor) {
+    this.cursor = Number(cursor) || 0;
+    this.stopped = false;
+    this.setStatus("connecting");
+    this.openStream();
+    if (!this.onlineListener) {
+      // Back from offline: don't wait for the next scheduled attempt.
+      this.onlineListener = () => {
+        if (!this.stopped && this.state !== "live") this.openStream();
+      };
+      window.addEventListener("online", this.onlineListener);
+    }
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.closeStream();
+    this.stopPolling();
+    this.setStatus("idle");
+  }
+
+  get polling() {
+    return this.pollToken !== null;
+  }
+
+  // ---- events -------------------------------------------------------------------------
+
+  /** Apply one event from either transport, exactly once, in order. */
+  accept(type, data, rawId) {
+    if (type === "hello") return;
+    if (type === "reset") {
+      // Our cursor means nothing to the server any more: continue from its cursor, refetch.
+      this.cursor = Number(data.cursor) || 0;
+      this.handlers.onReset?.();
+      return;
+    }
+    const id = Number(rawId);
+    if (!Number.isFinite(id) || id <= this.cursor) return; // already applied
+    this.cursor = id;
+    try {
+      this.handlers.onEvent(type, data, id);
+    } catch (error) {
+      console.error("live event handler failed", type, error);
+    }
+  }
+
+  // ---- stream -------------------------------------------------------------------------
+
+  openStream() {
+    if (this.stopped) return;
+    this.closeStream();
+    const source = new EventSource(`/api/stream?last_event_id=${this.cursor}`);
+    this.source = source;
+    let helloAt = 0;
+    const helloTimer = setTimeout(() => {
+      if (this.source !== source || helloAt) return;
+      // Connected but silent: a buffering proxy holds the bytes back. Polling will work.
+      this.closeStream();
+      this.streamFailed(true);
+    }, this.options.helloTimeoutMs);
+
+    source.addEventListener("hello", () => {
+      if (this.source !== source) return;
+      helloAt = performance.now();
+      clearTimeout(helloTimer);
+      this.failures = 0;
+      this.retryRound = 0;
+      if (this.polling) this.stopPolling(); // the stream is back; it resumed from our cursor
+      clearTimeout(this.timer);
+      this.setStatus("live");
+    });
+    for (const type of EVENT_TYPES) {
+      source.addEventListener(type, (event) => {
+        if (this.source !== source) return;
+        let data;
+        try {
+          data = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        this.accept(type, data, event.lastEventId);
+      });
+    }
+    source.addEventListener("error", () => {
+      if (this.source !== source) return;
+      clearTimeout(helloTimer);
+      // Reconnect ourselves, from our own cursor, instead of the browser's automatic retry.
+      this.closeStream();
+      const lived = helloAt ? performance.now() - helloAt : 0;
+      if (helloAt && lived >= this.options.healthyStreamMs) {
+        this.failures = 0;
+        this.scheduleStream(this.options.reconnectDelaysMs[0], "reconnecting");
+      } else {
+        this.streamFailed(false);
+      }
+    });
+  }
+
+  closeStream() {
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+  }
+
+  streamFailed(silent) {
+    if (this.stopped) return;
+    if (this.polling) {
+      // A probe while polling failed: keep polling, try again later.
+      this.scheduleProbe();
+      return;
+    }
+    this.failures += 1;
+    if (silent || this.failures >= this.options.maxStreamFailures) {
+      this.startPolling();
+      return;
+    }
+    const delays = this.options.reconnectDelaysMs;
+    this.scheduleStream(delays[Math.min(this.failures, delays.length - 1)], "reconnecting");
+  }
+
+  scheduleStream(delayMs, status) {
+    clearTimeout(this.timer);
+    if (status) this.setStatus(status);
+    this.timer = setTimeout(() => this.openStream(), delayMs);
+  }
+
+  scheduleProbe() {
+    const delays = this.options.streamRetryMs;
+    const delay = delays[Math.min(this.retryRound, delays.length - 1)];
+    this.retryRound += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (this.polling && !this.stopped) this.openStream();
+    }, delay);
+  }
+
+  // ---- polling ------------------------------------------------------------------------
+
+  startPolling() {
+    if (this.polling || this.stopped) return;
+    this.failures = 0;
+    this.setStatus("polling");
+    this.scheduleProbe();
+    this.pollLoop();
+  }
+
+  stopPolling() {
+    this.pollToken = null;
+    this.pollAbort?.abort();
+    this.pollAbort = null;
+  }
+
+  async pollLoop() {
+    const token = {};
+    this.pollToken = token;
+    this.pollAbort = new AbortController();
+    const signal = this.pollAbort.signal;
+    let errors = 0;
+    while (this.pollToken === token) {
+      try {
+        const result = await api.events(this.cursor, this.options.pollWaitSeconds, signal);
+        if (this.pollToken !== token) return;
+        errors = 0;
+        if (this.state !== "live") this.setStatus("polling");
+        let reset = false;
+        for (const event of result.events) {
+          if (event.type === "reset") reset = true;
+          this.accept(event.type, event.data, event.id);
+        }
+        if (!reset) this.cursor = Math.max(this.cursor, Number(result.cursor) || 0);
+      } catch (error) {
+        if (this.pollToken !== token) return;
+        if (error?.status === 401) {
+          this.stop();
+          this.handlers.onUnauthenticated?.();
+          return;
+        }
+        const delays = this.options.pollErrorDelaysMs;
+        const delay = delays[Math.min(errors, delays.length - 1)];
+        errors += 1;
+        this.setStatus(errors >= 2 ? "offline" : "polling");
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  setStatus(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.handlers.onStatus?.(state);
+  }
+}

@@ -1,0 +1,162 @@
+"""Fixtures for the browser tests: the system Chromium driven by Playwright, a real gateway
+under Hypercorn in demo mode per test, signed-in browser contexts and API clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.localserver import LocalGateway
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DEMO = {"alice": 1, "bob": 2, "carol": 3, "dave": 4, "erin": 5, "frank": 6}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Every wait in these tests is bounded; a broken client fails fast instead of hanging.
+TIMEOUT_MS = 10_000
+
+
+def find_chromium() -> str | None:
+    for candidate in (
+        os.environ.get("WB_CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+        "/usr/bin/chromium",
+    ):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium found (install Debian's `chromium` package or set WB_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def start_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> LocalGateway:
+    # Demo mode: the seeded members and /demo/login exist only without WB_APP_DB.
+    monkeypatch.delenv("WB_APP_DB", raising=False)
+    return LocalGateway(tmp_path / "gateway", workers=1, env=env).start()
+
+
+@pytest.fixture
+def gateway_env() -> dict[str, str]:
+    """Extra gateway settings; a test overrides it with @pytest.mark.parametrize."""
+    return {}
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway_env: dict[str, str]
+) -> Iterator[LocalGateway]:
+    gw = start_gateway(tmp_path, monkeypatch, **gateway_env)
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+class Member:
+    """One signed-in member: a browser page on the gateway and an API client beside it."""
+
+    def __init__(self, gw: LocalGateway, context: Any, name: str) -> None:
+        self.name = name
+        self.user_id = DEMO[name]
+        self.context = context
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.api = httpx.Client(
+            base_url=gw.base_url,
+            cookies={"wb_session": gw.cookie_for(self.user_id)},
+            headers={"Origin": gw.base_url},
+            timeout=10,
+        )
+
+    def open(self, path: str = "/") -> Member:
+        self.page.goto(self.page_url(path))
+        self.page.locator("#app").wait_for(state="visible")
+        return self
+
+    def page_url(self, path: str) -> str:
+        return str(self.api.base_url).rstrip("/") + path
+
+    def conversation_with(self, peer: str) -> dict[str, Any]:
+        response = self.api.post(
+            "/api/conversations", json={"peer_id": DEMO[peer], "origin": {"type": "inbox"}}
+        )
+        assert response.status_code in (200, 201), response.text
+        return response.json()["conversation"]
+
+    def send(self, conversation_id: int, body: str) -> dict[str, Any]:
+        response = self.api.post(
+            f"/api/conversations/{conversation_id}/messages", json={"body": body}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["message"]
+
+    def close(self) -> None:
+        self.api.close()
+        self.context.close()
+
+
+@pytest.fixture
+def sign_in(browser: Any, gateway: LocalGateway) -> Iterator[Callable[..., Member]]:
+    """sign_in("alice") -> a Member whose browser context carries alice's session cookie."""
+    members: list[Member] = []
+
+    def make(name: str, *, init_script: str | None = None, **context_options: Any) -> Member:
+        context = browser.new_context(
+            **{"viewport": {"width": 1100, "height": 720}, **context_options}
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        context.add_cookies(
+            [
+                {
+                    "name": "wb_session",
+                    "value": gateway.cookie_for(DEMO[name]),
+                    "url": gateway.base_url,
+                }
+            ]
+        )
+        if init_script:
+            context.add_init_script(init_script)
+        member = Member(gateway, context, name)
+        members.append(member)
+        return member
+
+    yield make
+    for member in members:
+        member.close()
+    for member in members:
+        assert member.errors == [], f"uncaught errors in {member.name}'s page: {member.errors}"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
