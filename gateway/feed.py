@@ -60,7 +60,8 @@ async def stream(
     try:
         cursor = await resolve_cursor(s, raw_cursor)
         opening = (
-            f"retry: {RETRY_MS}\n\n".encode() + control_event(user_id, "hello", cursor).sse_frame()
+            # In hello's own frame: a retry-only frame reads as an empty message to some clients.
+            f"retry: {RETRY_MS}\n".encode() + control_event(user_id, "hello", cursor).sse_frame()
         )
         if cursor.reset_reason:
             opening += control_event(user_id, "reset", cursor).sse_frame()
@@ -81,7 +82,10 @@ async def stream(
             except SubscriptionClosed:
                 return
             if event is None:
-                yield b": heartbeat\n\n"
+                if deadline - time.monotonic() > 0:
+                    # A comment line without a blank line: it keeps proxies from timing the
+                    # stream out and can never be mistaken for an (empty) event.
+                    yield b": heartbeat\n"
                 continue
             batch = [e for e in (event, *subscription.drain()) if e.id > last]
             if batch:

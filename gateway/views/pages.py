@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from quart import Blueprint, Response, current_app
@@ -34,6 +35,7 @@ async def healthz() -> dict[str, Any]:
         _, newest = await messaging.event_id_bounds(conn)
     return {
         "status": "ok",
+        "worker_pid": os.getpid(),
         "demo_mode": s.settings.demo_mode,
         "open_subscriptions": s.broadcaster.subscription_count,
         "newest_event_id": newest,

@@ -1,0 +1,70 @@
+"""Settings come from the environment once, and bad values stop start-up loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings
+from gateway.exceptions import ConfigError
+
+
+def test_defaults_run_the_demo() -> None:
+    settings = Settings.from_env({})
+    assert settings.demo_mode
+    assert settings.session_cookie == "wb_session"
+    assert settings.session_max_age == 1_209_600
+    assert settings.messaging_db == Path("data/messaging.db")
+
+
+def test_reads_and_types_every_variable(tmp_path: Path) -> None:
+    app_db = tmp_path / "app.db"
+    app_db.touch()
+    settings = Settings.from_env(
+        {
+            "WB_SESSION_SECRET": "new, old ,",
+            "WB_SESSION_COOKIE": "session",
+            "WB_SESSION_MAX_AGE": "60",
+            "WB_MESSAGING_DB": str(tmp_path / "m.db"),
+            "WB_APP_DB": str(app_db),
+            "WB_ALLOWED_ORIGINS": "https://app.example.org/",
+            "WB_HEARTBEAT_SECONDS": "2.5",
+        }
+    )
+    assert settings.session_secrets == ("new", "old")
+    assert settings.session_max_age == 60
+    assert settings.app_db == app_db
+    assert not settings.demo_mode
+    assert settings.allowed_origins == ("https://app.example.org",)
+    assert settings.heartbeat_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    ("environ", "mentions"),
+    [
+        ({"WB_SESSION_MAX_AGE": "fortnight"}, "WB_SESSION_MAX_AGE"),
+        ({"WB_SESSION_MAX_AGE": "-1"}, "WB_SESSION_MAX_AGE"),
+        ({"WB_SESSION_SECRET": " , "}, "WB_SESSION_SECRET"),
+        ({"WB_APP_DB": "/nonexistent/app.db", "WB_SESSION_SECRET": "s"}, "WB_APP_DB"),
+        ({"WB_SQLITE_SYNCHRONOUS": "OFF"}, "WB_SQLITE_SYNCHRONOUS"),
+        ({"WB_ALLOWED_ORIGINS": "app.example.org"}, "WB_ALLOWED_ORIGINS"),
+        ({"WB_AUTH_CACHE_SECONDS": "60"}, "WB_AUTH_CACHE_SECONDS"),
+    ],
+)
+def test_bad_values_are_refused_by_name(environ: dict[str, str], mentions: str) -> None:
+    with pytest.raises(ConfigError, match=mentions):
+        Settings.from_env(environ)
+
+
+def test_a_real_directory_requires_a_secret(tmp_path: Path) -> None:
+    app_db = tmp_path / "app.db"
+    app_db.touch()
+    with pytest.raises(ConfigError, match="WB_SESSION_SECRET is required"):
+        Settings.from_env({"WB_APP_DB": str(app_db)})
+
+
+def test_every_setting_is_documented() -> None:
+    text = Settings.describe()
+    for name in ("WB_SESSION_SECRET", "WB_APP_DB", "WB_MESSAGING_DB", "WB_SESSION_MAX_AGE"):
+        assert name in text

@@ -1,0 +1,109 @@
+"""The storage layer: one writer, batched transactions, migrations, read-only directory."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from gateway.exceptions import InvalidBody, Unavailable
+from gateway.store import Directory, MessagingStore
+from gateway.store.schema import MIGRATIONS
+
+
+async def open_store(path: Path) -> MessagingStore:
+    return await MessagingStore.open(
+        path, synchronous="FULL", read_connections=2, write_batch_size=64
+    )
+
+
+async def insert_conversation(conn: aiosqlite.Connection, low: int) -> int:
+    cursor = await conn.execute(
+        "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
+        "created_at, updated_at) VALUES (?, ?, ?, 'inbox', 'now', 'now')",
+        (low, low + 1000, low),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+async def test_concurrent_transactions_commit_together_but_fail_alone(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+
+        def tx(n: int):  # type: ignore[no-untyped-def]
+            async def run(conn: aiosqlite.Connection) -> int:
+                row_id = await insert_conversation(conn, n)
+                if n % 5 == 0:
+                    raise InvalidBody()  # rolled back alone, the rest of the batch stays
+                return row_id
+
+            return run
+
+        results = await asyncio.gather(
+            *(store.write(tx(n)) for n in range(1, 21)), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, Exception)]
+        assert len(failures) == 4
+        assert all(isinstance(f, InvalidBody) for f in failures)
+        async with (
+            store.reading() as conn,
+            conn.execute("SELECT member_low FROM conversations ORDER BY member_low") as cursor,
+        ):
+            stored = [row[0] for row in await cursor.fetchall()]
+        assert stored == [n for n in range(1, 21) if n % 5]
+    finally:
+        await store.close()
+
+
+async def test_a_result_is_returned_only_once_it_is_durable(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+        row_id = await store.write(lambda conn: insert_conversation(conn, 1))
+        # Another connection (another process, even) sees it as soon as write() returns.
+        with sqlite3.connect(tmp_path / "m.db") as other:
+            assert other.execute("SELECT id FROM conversations").fetchall() == [(row_id,)]
+    finally:
+        await store.close()
+    with pytest.raises(Unavailable):
+        await store.write(lambda conn: insert_conversation(conn, 2))
+
+
+async def test_reads_do_not_wait_behind_a_long_write(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "m.db")
+    release = asyncio.Event()
+    try:
+
+        async def slow_write(conn: aiosqlite.Connection) -> None:
+            await insert_conversation(conn, 1)
+            await release.wait()
+
+        writing = asyncio.create_task(store.write(slow_write))
+        await asyncio.sleep(0.05)
+        async with store.reading() as conn, conn.execute("SELECT count(*) FROM conversations") as c:
+            assert (await c.fetchone())[0] == 0  # type: ignore[index]
+        release.set()
+        await writing
+    finally:
+        await store.close()
+
+
+async def test_migrations_run_once_and_record_the_version(tmp_path: Path) -> None:
+    await (await open_store(tmp_path / "m.db")).close()
+    await (await open_store(tmp_path / "m.db")).close()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_the_directory_is_opened_read_only(app_db: Path) -> None:
+    directory = await Directory.open(app_db, 1)
+    try:
+        async with directory._pool.connection() as conn:
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                await conn.execute("UPDATE users SET username = 'x'")
+    finally:
+        await directory.close()
