@@ -20,7 +20,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from gateway.exceptions import Forbidden, GatewayError
-from gateway.export_formats import Encoder, ExportFormat, Record, encoder_for
+from gateway.export_formats import Encoder, ExportFormat, MessageRecord, Record, encoder_for
 from gateway.models import Conversation, Member
 from gateway.moderation import require_moderator
 from gateway.services import Services
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 Scope = Literal["reported", "metadata", "full"]
 SCOPES: tuple[Scope, ...] = ("reported", "metadata", "full")
 PAGE_ROWS = 1000
-FLUSH_CHARS = 256 * 1024
+FLUSH_CHARS = 1024 * 1024
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
@@ -97,8 +97,9 @@ class Export:
                         page = await message_page(
                             conn, conversation.id, after, self.snap, self.request.window, PAGE_ROWS
                         )
-                    for row in page:
-                        text = self.encoder.message(_message(row, conversation, with_bodies), first)
+                    if page:
+                        records = [_message(row, conversation, with_bodies) for row in page]
+                        text = self.encoder.messages(records, first)
                         parts.append(text)
                         size += len(text)
                         first = False
@@ -170,20 +171,19 @@ class Export:
         task.add_done_callback(_BACKGROUND.discard)
 
 
-def _message(row: Any, conversation: Conversation, with_body: bool) -> Record:
+def _message(row: Any, conversation: Conversation, with_body: bool) -> MessageRecord:
     body: str = row["body"]
     sender: int = row["sender_id"]
-    return {
-        "type": "message",
-        "id": row["id"],
-        "conversation_id": conversation.id,
-        "sender_id": sender,
-        "recipient_id": conversation.peer_of(sender),
-        "created_at": row["created_at"],
-        "body_length": len(body),
-        "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
-        "body": body if with_body else None,
-    }
+    return MessageRecord(
+        id=row["id"],
+        conversation_id=conversation.id,
+        sender_id=sender,
+        recipient_id=conversation.peer_of(sender),
+        created_at=row["created_at"],
+        body_length=len(body),
+        body_sha256=hashlib.sha256(body.encode()).hexdigest(),
+        body=body if with_body else None,
+    )
 
 
 async def begin_export(s: Services, me: Member, request: ExportRequest) -> Export:
