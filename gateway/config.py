@@ -130,6 +130,13 @@ class Settings:
         0.02,
         "How often a worker looks for events committed by other workers.",
     )
+    event_retention_days: float = setting(
+        "WB_EVENT_RETENTION_DAYS",
+        _positive_float,
+        30.0,
+        "Days the event log keeps events for resuming; an older cursor gets a `reset`. "
+        "Messages themselves are kept regardless.",
+    )
     auth_cache_seconds: float = setting(
         "WB_AUTH_CACHE_SECONDS",
         float,
@@ -172,7 +179,8 @@ class Settings:
         """Help text for every setting, as printed by `python -m gateway.config`."""
         lines = []
         for spec in dataclasses.fields(Settings):
-            lines.append(f"{spec.metadata['env']} (default: {spec.default!r})")
+            default = "unset" if spec.default in (None, ()) else str(spec.default)
+            lines.append(f"{spec.metadata['env']} (default: {default})")
             lines.append(f"    {spec.metadata['help']}")
         return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from gateway.auth import Authenticator
 from gateway.broadcaster import Broadcaster
 from gateway.config import Settings
 from gateway.relay import Relay
+from gateway.retention import EventRetention
 from gateway.store import DEMO_MEMBERS, Directory, MessagingStore, create_directory
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Services:
     directory: Directory
     broadcaster: Broadcaster
     relay: Relay
+    retention: EventRetention
     authenticator: Authenticator
     session_secrets: tuple[str, ...]
     counters: Counters
@@ -59,6 +61,8 @@ class Services:
         broadcaster = Broadcaster(settings.stream_queue_size)
         relay = Relay(store, broadcaster, settings.relay_poll_seconds)
         await relay.start()
+        retention = EventRetention(store, settings.event_retention_days)
+        retention.start()
         authenticator = Authenticator(
             directory, session_secrets, settings.session_max_age, settings.auth_cache_seconds
         )
@@ -68,6 +72,7 @@ class Services:
             directory,
             broadcaster,
             relay,
+            retention,
             authenticator,
             session_secrets,
             Counters(),
@@ -76,6 +81,7 @@ class Services:
     async def close(self) -> None:
         self.broadcaster.close()
         await self.relay.close()
+        await self.retention.close()
         await self.store.close()
         await self.directory.close()
 

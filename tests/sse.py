@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quart.testing import QuartClient
-from quart.testing.connections import TestHTTPConnection
+from quart.testing.connections import TestHTTPConnection as HTTPConnection
 
 from tests.conftest import as_member
 
@@ -24,7 +24,7 @@ class Frame:
 
 
 class StreamReader:
-    def __init__(self, connection: TestHTTPConnection) -> None:
+    def __init__(self, connection: HTTPConnection) -> None:
         self.connection = connection
         self._buffer = b""
         self.raw = b""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from quart import Quart
 from quart.testing import QuartClient
 
+from gateway.services import Services
 from tests.conftest import ALICE, BOB, CAROL, as_member
 from tests.sse import open_stream
 from tests.test_api import send, start
@@ -218,3 +221,30 @@ async def test_long_poll_gives_up_after_wait_seconds(
 async def test_streams_require_a_session(client: QuartClient) -> None:
     assert (await client.get("/api/stream")).status_code == 401
     assert (await client.get("/api/events")).status_code == 401
+
+
+async def test_a_cursor_older_than_the_kept_events_gets_a_reset(
+    app: Quart, client: QuartClient, cookies: dict[int, str]
+) -> None:
+    conversation_id = await conversation_with(client, cookies, ALICE, BOB)
+    old_cursor = (await poll(client, cookies[BOB], ""))["cursor"]
+    await send(client, cookies[ALICE], conversation_id, "soon forgotten")
+    await send(client, cookies[ALICE], conversation_id, "kept")
+    services: Services = app.extensions["whiteballoon"]
+    # A month and a day later, the events of both sends fall out of the log...
+    later = datetime.now(UTC) + timedelta(days=31)
+    assert await services.retention.prune(now=later) >= 2
+    await send(client, cookies[ALICE], conversation_id, "new")
+    # ...so a client still at the old cursor must refetch instead of silently missing them.
+    polled = await poll(client, cookies[BOB], f"after={old_cursor}")
+    assert [e["type"] for e in polled["events"]] == ["reset"]
+    assert polled["events"][0]["data"]["reason"] == "cursor_too_old"
+    # The messages themselves are all still there.
+    history = await client.get(
+        f"/api/conversations/{conversation_id}/messages", headers=as_member(cookies[BOB])
+    )
+    assert [m["body"] for m in (await history.get_json())["messages"]] == [
+        "soon forgotten",
+        "kept",
+        "new",
+    ]

@@ -293,6 +293,19 @@ async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int)
     return [_event(row) for row in rows]
 
 
+async def prune_events(conn: aiosqlite.Connection, older_than: str, batch: int) -> int:
+    """Delete up to `batch` of the oldest events created before `older_than`."""
+    # Ids grow with time, so walking from the oldest id finds old events without an index.
+    cursor = await conn.execute(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) "
+        "AND created_at < ?",
+        (batch, older_than),
+    )
+    deleted = cursor.rowcount
+    await cursor.close()
+    return deleted
+
+
 async def event_id_bounds(conn: aiosqlite.Connection) -> tuple[int, int]:
     """(oldest kept event id, newest event id); (0, 0) when there are none."""
     # sqlite_sequence still knows the newest id when the newest rows were pruned.
