@@ -49,7 +49,7 @@ def control_event(user_id: int, type_: str, cursor: Cursor) -> Event:
     data: dict[str, str] = {"cursor": str(cursor.position)}
     if cursor.reset_reason:
         data["reason"] = cursor.reset_reason
-    return Event(cursor.position, user_id, type_, json.dumps(data))  # type: ignore[arg-type]
+    return Event(cursor.position, user_id, type_, json.dumps(data, separators=(",", ":")))  # type: ignore[arg-type]
 
 
 async def stream(
