@@ -24,6 +24,13 @@ class ProcessSample:
     cpu_seconds: float
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has used (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def _gateway_pids(marker: str) -> list[int]:
     needle = marker.encode()
     pids = []

@@ -81,6 +81,7 @@ class Summary:
     max_silence_seconds: float | None = None
     gateway_cpu_seconds: float | None = None
     locust_cpu_seconds: float | None = None
+    other_cpu_cores: float | None = None
     send_window_seconds: float = 0.0
     verdicts: list[Verdict] = field(default_factory=list)
 
@@ -128,7 +129,8 @@ class Summary:
         if self.gateway_cpu_seconds is not None:
             lines.append(
                 f"cpu          gateway workers {self.gateway_cpu_seconds:.1f} s, "
-                f"Locust {self.locust_cpu_seconds:.1f} s"
+                f"Locust {self.locust_cpu_seconds:.1f} s; other processes on the machine "
+                f"{self.other_cpu_cores or 0:.2f} cores on average"
             )
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
         lines.append(f"errors       {self.error_count} ({errors})")
@@ -176,6 +178,7 @@ def summarize(
     rss_held: int | None = None,
     gateway_cpu_seconds: float | None = None,
     locust_cpu_seconds: float | None = None,
+    other_cpu_cores: float | None = None,
 ) -> Summary:
     delivered = sum(1 for message_id in tally.acked if message_id in tally.received)
     duplicated = sum(count - 1 for count in tally.received.values() if count > 1)
@@ -208,6 +211,7 @@ def summarize(
         max_silence_seconds=tally.max_silence_seconds if scenario.open_streams else None,
         gateway_cpu_seconds=gateway_cpu_seconds,
         locust_cpu_seconds=locust_cpu_seconds,
+        other_cpu_cores=other_cpu_cores,
         send_window_seconds=window,
     )
     if rss_baseline is not None and rss_held is not None and scenario.open_streams:

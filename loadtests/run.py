@@ -28,7 +28,7 @@ from pathlib import Path
 
 from gateway.localserver import PROJECT_ROOT, LocalGateway
 from loadtests.dataset import RunConfig, build_directory, create_conversations
-from loadtests.memory import MemorySampler
+from loadtests.memory import MemorySampler, machine_busy_seconds
 from loadtests.report import Summary, locust_failures, summarize
 from loadtests.scenarios import SCENARIOS, Scenario
 from loadtests.tally import TALLY_FILE, Tally
@@ -113,14 +113,18 @@ def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary
                 sampler = MemorySampler(gateway.env["WB_MESSAGING_DB"], state_dir)
                 sampler.start()
                 locust_cpu_before = _children_cpu_seconds()
+                machine_before, started = machine_busy_seconds(), time.monotonic()
                 _run_locust(scenario, gateway.base_url, results_dir, config_path)
                 locust_cpu = _children_cpu_seconds() - locust_cpu_before
                 final = sampler.stop()
+                machine_cpu = machine_busy_seconds() - machine_before
+                elapsed = time.monotonic() - started
         finally:
             shutil.copyfile(gateway.log_path, results_dir / f"{scenario.name}.gateway.log")
         if not (state_dir / TALLY_FILE).exists():
             raise RunFailed(f"Locust left no tally; see {results_dir / scenario.name}.locust.log")
         assert sampler.baseline is not None
+        gateway_cpu = final.cpu_seconds - sampler.baseline.cpu_seconds
         summary = summarize(
             scenario,
             Tally.load(state_dir),
@@ -128,8 +132,10 @@ def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary
             locust_failure_count=locust_failures(results_dir / f"{scenario.name}_stats.csv"),
             rss_baseline=sampler.baseline.rss_bytes,
             rss_held=sampler.peak_rss_while_held(),
-            gateway_cpu_seconds=final.cpu_seconds - sampler.baseline.cpu_seconds,
+            gateway_cpu_seconds=gateway_cpu,
             locust_cpu_seconds=locust_cpu,
+            # The machine may be shared: CPU nobody in this run used competed with it.
+            other_cpu_cores=max(0.0, machine_cpu - gateway_cpu - locust_cpu) / elapsed,
         )
     (results_dir / f"{scenario.name}_summary.json").write_text(
         json.dumps(summary.to_json(), indent=2, default=str)
