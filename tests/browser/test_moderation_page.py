@@ -1,0 +1,217 @@
+"""The moderator page in a real Chromium against a real gateway: a member is turned away,
+a moderator works the reports queue and downloads an audited export, an admin exports all."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.localserver import LocalGateway
+from gateway.store import DirectoryEntry, create_directory
+
+pytestmark = pytest.mark.browser
+
+ALICE, BOB, MOD, ADMIN = 1, 2, 9, 10
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=ARGS,
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[LocalGateway]:
+    app_db = tmp_path / "app.db"
+    members = [
+        DirectoryEntry(ALICE, "alice", sync_scope="public"),
+        DirectoryEntry(BOB, "bob", sync_scope="public"),
+        DirectoryEntry(MOD, "mod", attributes=(("messaging_moderator", "true"),)),
+        DirectoryEntry(ADMIN, "admin", is_admin=True),
+    ]
+    # Playwright's sync API runs an event loop in this thread; build the directory in another.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create_directory(app_db, members)).result()
+    with LocalGateway(tmp_path / "gw", workers=1, env={"WB_APP_DB": str(app_db)}) as gw:
+        yield gw
+
+
+def api(gw: LocalGateway, user_id: int) -> httpx.Client:
+    return httpx.Client(
+        base_url=gw.base_url, cookies={"wb_session": gw.cookie_for(user_id)}, timeout=10
+    )
+
+
+@pytest.fixture
+def reported(gateway: LocalGateway) -> dict[str, int]:
+    """Alice and bob talk; alice reports bob's threat."""
+    with api(gateway, ALICE) as alice, api(gateway, BOB) as bob:
+        cid = alice.post("/api/conversations", json={"peer_id": BOB}).json()["conversation"]["id"]
+        alice.post(f"/api/conversations/{cid}/messages", json={"body": "hello bob"})
+        threat = bob.post(f"/api/conversations/{cid}/messages", json={"body": "you will regret"})
+        mid = threat.json()["message"]["id"]
+        report = alice.post(
+            "/api/reports",
+            json={"conversation_id": cid, "message_id": mid, "category": "harassment"},
+        )
+        assert report.status_code == 201
+    return {"conversation_id": cid, "message_id": mid}
+
+
+def open_page(chromium: Any, gw: LocalGateway, user_id: int | None) -> tuple[Any, Any, list[str]]:
+    context = chromium.new_context(accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    if user_id is not None:
+        context.add_cookies(
+            [{"name": "wb_session", "value": gw.cookie_for(user_id), "url": gw.base_url}]
+        )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(gw.url("/moderation"))
+    return context, page, problems
+
+
+@pytest.mark.parametrize(("user_id", "text"), [(ALICE, "Not allowed"), (None, "not signed in")])
+def test_a_member_is_told_they_are_not_allowed(
+    chromium: Any, gateway: LocalGateway, reported: dict[str, int], user_id: int | None, text: str
+) -> None:
+    context, page, problems = open_page(chromium, gateway, user_id)
+    try:
+        page.locator("#refused").wait_for(state="visible")
+        assert text in page.locator("#refused").inner_text()
+        assert page.locator("#tools").is_hidden()
+        assert page.locator(".report").count() == 0
+        # The API refuses too, whatever the page shows.
+        status = page.evaluate("fetch('/api/moderation/reports').then(r => r.status)")
+        assert status == (403 if user_id else 401)
+        assert not [p for p in problems if "Content Security Policy" in p]
+    finally:
+        context.close()
+
+
+def test_moderator_resolves_a_report_and_downloads_an_audited_export(
+    chromium: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
+) -> None:
+    context, page, problems = open_page(chromium, gateway, MOD)
+    try:
+        page.get_by_text("Signed in as mod (moderator).").wait_for()
+        report = page.locator(".report").first
+        report.wait_for()
+        assert "alice (#1) reported bob (#2)" in report.inner_text()
+        assert report.locator(".message.reported").inner_text().endswith("you will regret")
+        assert "hello bob" in report.locator(".context").inner_text()
+        assert page.locator('#export-scope option[value="full"]').is_disabled()
+
+        report.locator("input[name=resolution]").fill("warned bob")
+        report.get_by_role("button", name="Resolve").click()
+        page.get_by_text("No reports here.").wait_for()
+        page.select_option("#report-status", "resolved")
+        page.get_by_text("Resolved: warned bob").wait_for()
+
+        page.fill("#export-member", str(ALICE))
+        page.select_option("#export-scope", "metadata")
+        page.select_option("#export-format", "csv")
+        page.get_by_role("button", name="Download export").click()
+        assert "reason is required" in page.locator("#export-error").inner_text()
+
+        page.fill("#export-reason", "case 7: threat report")
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download export").click()
+        download = download_info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        data = saved.read_bytes()
+        assert saved.suffix == ".csv"
+        rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+        manifest = json.loads(rows[0]["details"])
+        assert manifest["reason"] == "case 7: threat report"
+        assert manifest["scope"] == "metadata"
+        assert manifest["generated_by"]["username"] == "mod"
+        assert [r["body"] for r in rows if r["record"] == "message"] == ["", ""]
+
+        page.locator("#export-result").wait_for(state="visible")
+        assert page.locator("#export-sha").inner_text() == hashlib.sha256(data).hexdigest()
+        assert page.locator("#export-rows").inner_text() == "3"
+        assert not problems, problems
+    finally:
+        context.close()
+    with api(gateway, ADMIN) as admin:
+        audit = admin.get("/api/moderation/audit").json()["entries"]
+    assert [e["action"] for e in audit][:2] == ["export", "reports_viewed"]
+    assert audit[0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_moderator_sees_the_refusal_of_a_full_export(
+    chromium: Any, gateway: LocalGateway, reported: dict[str, int]
+) -> None:
+    context, page, _ = open_page(chromium, gateway, MOD)
+    try:
+        page.locator("#tools").wait_for(state="visible")
+        # Even if the page is tampered with, the server refuses a full export to a moderator.
+        page.evaluate("document.querySelector('#export-scope option[value=full]').disabled = false")
+        page.fill("#export-member", str(ALICE))
+        page.select_option("#export-scope", "full")
+        page.fill("#export-reason", "curious")
+        page.get_by_role("button", name="Download export").click()
+        page.locator("#export-error").wait_for(state="visible")
+        assert "Only admins" in page.locator("#export-error").inner_text()
+    finally:
+        context.close()
+
+
+def test_admin_downloads_a_full_export(
+    chromium: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
+) -> None:
+    context, page, problems = open_page(chromium, gateway, ADMIN)
+    try:
+        page.get_by_text("Signed in as admin (admin).").wait_for()
+        page.fill("#export-member", str(BOB))
+        page.select_option("#export-scope", "full")
+        page.fill("#export-reason", "legal request 12")
+        with page.expect_download() as download_info:
+            page.get_by_role("button", name="Download export").click()
+        saved = tmp_path / "full.ndjson"
+        download_info.value.save_as(saved)
+        records = [json.loads(line) for line in saved.read_text().splitlines()]
+        assert records[0]["member"] == {"user_id": BOB, "username": "bob"}
+        bodies = [r["body"] for r in records if r["type"] == "message"]
+        assert bodies == ["hello bob", "you will regret"]
+        assert records[-1]["type"] == "end"
+        assert not problems, problems
+    finally:
+        context.close()
