@@ -59,10 +59,11 @@ def clean_body(body: str) -> str:
 async def _require_messageable(s: Services, me: Member, peer_id: int) -> Member:
     if peer_id == me.user_id:
         raise CannotMessageSelf()
-    peer = await s.directory.member(peer_id)
-    if peer is None:
+    found = await s.directory.peer(me.user_id, peer_id)
+    if found is None:
         raise MemberNotFound()
-    if not await s.directory.mutually_visible(me.user_id, peer_id):
+    peer, mutual = found
+    if not mutual:
         raise NotVisible()
     # After visibility, so a member who cannot see the other learns nothing about blocks.
     async with s.store.reading() as conn:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,17 +58,20 @@ class Directory:
     async def open(cls, path: Path, size: int) -> Directory:
         # mode=ro: the gateway can never write the main app's database, even by mistake.
         pool = await ReadPool.open(_read_only_uri(path), size, uri=True)
-        async with (
-            pool.connection() as conn,
-            conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'"
-            ) as cursor,
-        ):
-            has_sessions = await cursor.fetchone() is not None
-        return cls(pool, has_sessions)
+        directory = cls(pool, has_sessions=False)
+        directory.has_sessions = bool(
+            await directory._rows(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'", ()
+            )
+        )
+        return directory
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        async with self._pool.connection() as conn:
+            return cast(list[sqlite3.Row], await conn.execute_fetchall(sql, params))
 
     async def member(self, user_id: int) -> Member | None:
         return (await self.members_by_id([user_id])).get(user_id)
@@ -77,75 +80,56 @@ class Directory:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        async with (
-            self._pool.connection() as conn,
-            conn.execute(
-                f"SELECT {_MEMBER_COLUMNS} FROM users WHERE id IN ({','.join('?' * len(wanted))})",
-                wanted,
-            ) as cursor,
-        ):
-            rows = cast(list[sqlite3.Row], await cursor.fetchall())
+        rows = await self._rows(
+            f"SELECT {_MEMBER_COLUMNS} FROM users WHERE id IN ({','.join('?' * len(wanted))})",
+            wanted,
+        )
         return {row["id"]: _member(row) for row in rows}
 
     async def member_by_username(self, username: str) -> Member | None:
-        async with (
-            self._pool.connection() as conn,
-            conn.execute(
-                f"SELECT {_MEMBER_COLUMNS} FROM users WHERE username = ?", (username,)
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return _member(row) if row else None
+        rows = await self._rows(
+            f"SELECT {_MEMBER_COLUMNS} FROM users WHERE username = ?", (username,)
+        )
+        return _member(rows[0]) if rows else None
 
-    async def mutually_visible(self, a: int, b: int) -> bool:
-        async with (
-            self._pool.connection() as conn,
-            conn.execute(
-                f"SELECT 1 FROM users v, users m WHERE v.id = ? AND m.id = ? AND {_MUTUAL}", (a, b)
-            ) as cursor,
-        ):
-            return await cursor.fetchone() is not None
+    async def peer(self, viewer: int, peer_id: int) -> tuple[Member, bool] | None:
+        """The member `peer_id` and whether they and `viewer` may message; None if unknown."""
+        rows = await self._rows(
+            f"SELECT {_MEMBER_COLUMNS}, EXISTS (SELECT 1 FROM users v WHERE v.id = ? "
+            f"AND {_MUTUAL}) AS mutual FROM users m WHERE m.id = ?",
+            (viewer, peer_id),
+        )
+        return (_member(rows[0]), bool(rows[0]["mutual"])) if rows else None
 
     async def messageable(self, viewer: int, query: str, limit: int) -> list[Member]:
         """Members `viewer` may message, by username, optionally filtered by a substring."""
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        async with (
-            self._pool.connection() as conn,
-            conn.execute(
-                f"SELECT m.id, m.username, COALESCE(m.is_admin, 0) != 0 AS is_admin "
-                f"FROM users v, users m WHERE v.id = ? AND m.id != v.id AND {_MUTUAL} "
-                "AND m.username LIKE ? ESCAPE '\\' ORDER BY m.username COLLATE NOCASE LIMIT ?",
-                (viewer, pattern, limit),
-            ) as cursor,
-        ):
-            rows = cast(list[sqlite3.Row], await cursor.fetchall())
+        rows = await self._rows(
+            f"SELECT m.id, m.username, COALESCE(m.is_admin, 0) != 0 AS is_admin "
+            f"FROM users v, users m WHERE v.id = ? AND m.id != v.id AND {_MUTUAL} "
+            "AND m.username LIKE ? ESCAPE '\\' ORDER BY m.username COLLATE NOCASE LIMIT ?",
+            (viewer, pattern, limit),
+        )
         return [_member(row) for row in rows]
 
     async def has_moderator_attribute(self, user_id: int) -> bool:
         """Whether the main app marks this member a messaging moderator (admins are anyway)."""
-        async with (
-            self._pool.connection() as conn,
-            conn.execute(
-                "SELECT 1 FROM user_attributes WHERE user_id = ? AND key = 'messaging_moderator' "
-                "AND lower(trim(value)) IN ('1', 'true', 'yes')",
-                (user_id,),
-            ) as cursor,
-        ):
-            return await cursor.fetchone() is not None
+        rows = await self._rows(
+            "SELECT 1 FROM user_attributes WHERE user_id = ? AND key = 'messaging_moderator' "
+            "AND lower(trim(value)) IN ('1', 'true', 'yes')",
+            (user_id,),
+        )
+        return bool(rows)
 
     async def session_is_active(self, session_id: Any, user_id: int) -> bool:
         """Whether the main app still holds this session: logged in, unexpired, fully signed in."""
-        async with (
-            self._pool.connection() as conn,
-            conn.execute(
-                "SELECT user_id, expires_at, is_fully_authenticated FROM sessions WHERE id = ?",
-                (session_id,),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        if row is None or row["user_id"] != user_id or row["is_fully_authenticated"] != 1:
+        rows = await self._rows(
+            "SELECT user_id, expires_at, is_fully_authenticated FROM sessions WHERE id = ?",
+            (session_id,),
+        )
+        if not rows or rows[0]["user_id"] != user_id or rows[0]["is_fully_authenticated"] != 1:
             return False
-        expires_at = _parse_sqlalchemy_time(row["expires_at"])
+        expires_at = _parse_sqlalchemy_time(rows[0]["expires_at"])
         return expires_at is not None and expires_at > datetime.utcnow()
 
 

@@ -53,14 +53,22 @@ def _event(row: sqlite3.Row) -> Event:
     return Event(row["id"], row["user_id"], cast(EventType, row["type"]), row["data"])
 
 
+# Each aiosqlite call is a round trip to the connection's thread: one per query, not three
+# (execute, fetch, close).
 async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-    async with conn.execute(sql, params) as cursor:
-        return await cursor.fetchone()
+    rows = await _all(conn, sql, params)
+    return rows[0] if rows else None
 
 
 async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-    async with conn.execute(sql, params) as cursor:
-        return cast(list[sqlite3.Row], await cursor.fetchall())
+    return cast(list[sqlite3.Row], await conn.execute_fetchall(sql, params))
+
+
+async def _change(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> tuple[int, int]:
+    """(rows changed, last inserted rowid) of one statement."""
+    cursor = await conn.execute(sql, params)
+    # Not closed: closing is another round trip, and a finished statement holds nothing.
+    return cursor.rowcount, cursor.lastrowid or 0
 
 
 # Conversations
@@ -87,22 +95,22 @@ async def insert_conversation(
     conn: aiosqlite.Connection, creator: int, peer: int, origin: Origin, now: str
 ) -> tuple[Conversation, bool]:
     """The pair's conversation and whether this call created it (one row per pair)."""
-    cursor = await conn.execute(
+    changed, _ = await _change(
+        conn,
         "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
         "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (member_low, member_high) DO NOTHING",
         (min(creator, peer), max(creator, peer), creator, origin.type, origin.ref, now, now),
     )
-    created = cursor.rowcount == 1
-    await cursor.close()
+    created = changed == 1
     conversation = await conversation_between(conn, creator, peer)
     assert conversation is not None
     return conversation, created
 
 
 async def touch_conversation(conn: aiosqlite.Connection, conversation_id: int, now: str) -> None:
-    await conn.execute(
-        "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+    await _change(
+        conn, "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
     )
 
 
@@ -224,14 +232,12 @@ async def insert_message(
     client_id: str | None,
     now: str,
 ) -> Message:
-    cursor = await conn.execute(
+    _, message_id = await _change(
+        conn,
         "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
         (conversation_id, sender_id, body, client_id, now),
     )
-    message_id = cursor.lastrowid
-    await cursor.close()
-    assert message_id is not None
     return Message(message_id, conversation_id, sender_id, body, now, client_id)
 
 
@@ -242,15 +248,14 @@ async def advance_read_pointer(
     conn: aiosqlite.Connection, conversation_id: int, user_id: int, message_id: int
 ) -> bool:
     """Move the pointer forward only; returns whether it moved."""
-    cursor = await conn.execute(
+    changed, _ = await _change(
+        conn,
         "INSERT INTO read_pointers (conversation_id, user_id, message_id) VALUES (?, ?, ?) "
         "ON CONFLICT (conversation_id, user_id) DO UPDATE SET message_id = excluded.message_id "
         "WHERE excluded.message_id > read_pointers.message_id",
         (conversation_id, user_id, message_id),
     )
-    moved = cursor.rowcount == 1
-    await cursor.close()
-    return moved
+    return changed == 1
 
 
 # Events
@@ -259,17 +264,25 @@ async def advance_read_pointer(
 async def insert_events(
     conn: aiosqlite.Connection, pending: Sequence[PendingEvent], now: str
 ) -> list[Event]:
-    events = []
-    for item in pending:
-        data_json = json.dumps(item.data, separators=(",", ":"), ensure_ascii=False)
-        cursor = await conn.execute(
-            "INSERT INTO events (user_id, type, data, created_at) VALUES (?, ?, ?, ?)",
-            (item.user_id, item.type, data_json, now),
-        )
-        assert cursor.lastrowid is not None
-        events.append(Event(cursor.lastrowid, item.user_id, item.type, data_json))
-        await cursor.close()
-    return events
+    if not pending:
+        return []
+    encoded = [json.dumps(item.data, separators=(",", ":"), ensure_ascii=False) for item in pending]
+    _, last_id = await _change(
+        conn,
+        "INSERT INTO events (user_id, type, data, created_at) VALUES "
+        + ", ".join(["(?, ?, ?, ?)"] * len(pending)),
+        [
+            v
+            for item, data in zip(pending, encoded, strict=True)
+            for v in (item.user_id, item.type, data, now)
+        ],
+    )
+    # One statement inside the write lock: AUTOINCREMENT gives its rows consecutive ids.
+    first_id = last_id - len(pending) + 1
+    return [
+        Event(first_id + n, item.user_id, item.type, data)
+        for n, (item, data) in enumerate(zip(pending, encoded, strict=True))
+    ]
 
 
 async def events_of_member(
@@ -296,13 +309,12 @@ async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int)
 async def prune_events(conn: aiosqlite.Connection, older_than: str, batch: int) -> int:
     """Delete up to `batch` of the oldest events created before `older_than`."""
     # Ids grow with time, so walking from the oldest id finds old events without an index.
-    cursor = await conn.execute(
+    deleted, _ = await _change(
+        conn,
         "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) "
         "AND created_at < ?",
         (batch, older_than),
     )
-    deleted = cursor.rowcount
-    await cursor.close()
     return deleted
 
 
