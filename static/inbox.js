@@ -13,6 +13,16 @@ export class Inbox {
     this.list = byId("conversation-list");
     this.empty = byId("inbox-empty");
     this.loaded = false;
+    // Up/Down move between conversations, Home/End jump to the ends of the list.
+    this.list.addEventListener("keydown", (event) => {
+      const links = [...this.list.querySelectorAll("a.conversation")];
+      const index = links.indexOf(document.activeElement);
+      if (index < 0) return;
+      const target = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: links.length - 1 }[event.key];
+      if (target === undefined || !links[target]) return;
+      event.preventDefault();
+      links[target].focus();
+    });
   }
 
   get(id) {

@@ -106,7 +106,8 @@ export class LiveFeed {
       if (this.source !== source) return;
       helloAt = performance.now();
       clearTimeout(helloTimer);
-      this.failures = 0;
+      // `failures` is reset only once a stream has lived a while (see the error handler), so
+      // a stream that says hello and dies at once, again and again, still ends in polling.
       this.retryRound = 0;
       if (this.polling) this.stopPolling(); // the stream is back; it resumed from our cursor
       clearTimeout(this.timer);
