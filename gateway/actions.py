@@ -65,11 +65,14 @@ async def _require_messageable(s: Services, me: Member, peer_id: int) -> Member:
     peer, mutual = found
     if not mutual:
         raise NotVisible()
-    # After visibility, so a member who cannot see the other learns nothing about blocks.
-    async with s.store.reading() as conn:
-        if await moderation.blocked_between(conn, me.user_id, peer_id):
-            raise Blocked()
     return peer
+
+
+async def _refuse_if_blocked(conn: aiosqlite.Connection, a: int, b: int) -> None:
+    # Checked inside the write transaction, so a block committed a moment earlier holds.
+    # Visibility is checked first, so a member who cannot see the other learns nothing.
+    if await moderation.blocked_between(conn, a, b):
+        raise Blocked()
 
 
 async def start_conversation(
@@ -80,6 +83,7 @@ async def start_conversation(
     now = messaging.utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> tuple[Conversation, list[Event]]:
+        await _refuse_if_blocked(conn, me.user_id, peer_id)
         conversation, created = await messaging.insert_conversation(
             conn, me.user_id, peer_id, origin, now
         )
@@ -131,6 +135,7 @@ async def send_message(
             earlier = await messaging.message_by_client_id(conn, me.user_id, client_id)
             if earlier is not None:
                 return earlier, []
+        await _refuse_if_blocked(conn, me.user_id, peer_id)
         message = await messaging.insert_message(
             conn, conversation_id, me.user_id, body, client_id, now
         )
