@@ -94,9 +94,13 @@ SCENARIOS: dict[str, Scenario] = {
             message_rate=50.0,
             messages=100,
             send_seconds=20.0,
+            # Held idle long enough for heartbeats, which come every second here.
+            hold_seconds=2.5,
             drain_seconds=8.0,
             resume_every_seconds=0.5,
             spawn_rate=50.0,
+            gateway_env={"WB_HEARTBEAT_SECONDS": "1"},
+            targets=Targets(heartbeat_slack_seconds=1.0),
         ),
         Scenario(
             "latency",

@@ -2,8 +2,8 @@
 
 Written against plain sockets so that thousands of streams stay cheap inside one Locust
 process (gevent makes the blocking calls cooperative) and so each frame can be timed the
-moment its bytes arrive. It speaks exactly what the gateway sends: a 200 response with
-chunked transfer encoding (or a body that ends with the connection) and `\\n` line endings.
+moment its bytes arrive. It reads a 200 response with chunked transfer encoding (or a
+body that ends with the connection) and parses frames line by line as the SSE spec says.
 """
 
 from __future__ import annotations
@@ -36,24 +36,48 @@ class Frame:
         return self.comment is not None and not self.data
 
 
-def parse_frame(raw: bytes, received_at: float) -> Frame:
-    event_id: str | None = None
-    event = "message"
-    data_lines: list[str] = []
-    comment: str | None = None
-    for line in raw.decode("utf-8").split("\n"):
+class FrameParser:
+    """Turns SSE lines into frames as the spec reads them: fields gather until a blank line
+    dispatches an event; a comment line (a heartbeat) stands on its own, blank line or not."""
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._event = "message"
+        self._data: list[str] = []
+        self._has_fields = False
+
+    def line(self, line: str, received_at: float) -> Frame | None:
+        line = line.removesuffix("\r")
+        if not line:
+            return self._dispatch(received_at)
         if line.startswith(":"):
-            comment = line[1:].strip()
-            continue
+            return Frame(received_at, comment=line[1:].strip())
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "id":
-            event_id = value
+            self._id = value
         elif name == "event":
-            event = value
+            self._event = value
         elif name == "data":
-            data_lines.append(value)
-    return Frame(received_at, event_id, event, "\n".join(data_lines), comment)
+            self._data.append(value)
+        elif name != "retry":
+            return None
+        self._has_fields = True
+        return None
+
+    def _dispatch(self, received_at: float) -> Frame | None:
+        if not self._has_fields:
+            return None
+        frame = Frame(received_at, self._id, self._event, "\n".join(self._data))
+        self._id, self._event, self._data, self._has_fields = None, "message", [], False
+        return frame
+
+
+def parse_frames(raw: bytes, received_at: float) -> list[Frame]:
+    """Every complete frame in `raw` (for tests and one-off parsing)."""
+    parser = FrameParser()
+    frames = [parser.line(line, received_at) for line in raw.decode("utf-8").split("\n")]
+    return [frame for frame in frames if frame is not None]
 
 
 class ChunkedDecoder:
@@ -139,11 +163,14 @@ class SSEConnection:
         sock = self._sock
         if sock is None:
             raise StreamError("stream is not open")
+        parser = FrameParser()
         while True:
-            while (end := self._body.find(b"\n\n")) >= 0:
-                raw = bytes(self._body[:end])
-                del self._body[: end + 2]
-                yield parse_frame(raw, self._received_at)
+            while (end := self._body.find(b"\n")) >= 0:
+                line = bytes(self._body[:end]).decode("utf-8")
+                del self._body[: end + 1]
+                frame = parser.line(line, self._received_at)
+                if frame is not None:
+                    yield frame
             if self._decoder is not None and self._decoder.finished:
                 return
             try:

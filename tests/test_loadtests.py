@@ -14,7 +14,7 @@ import pytest
 from loadtests.report import percentile
 from loadtests.run import run_scenario
 from loadtests.scenarios import REQUIREMENT_P95_MS, SCENARIOS
-from loadtests.sse import ChunkedDecoder, parse_frame
+from loadtests.sse import ChunkedDecoder, parse_frames
 
 
 def test_chunked_decoder_joins_chunks_split_anywhere() -> None:
@@ -26,14 +26,13 @@ def test_chunked_decoder_joins_chunks_split_anywhere() -> None:
 
 
 def test_frames_parse_events_and_heartbeats() -> None:
-    event = parse_frame(b'id: 7\nevent: message\ndata: {"id": 3}', 1.0)
-    assert (event.id, event.event, event.data, event.is_comment) == (
-        "7",
-        "message",
-        '{"id": 3}',
-        False,
-    )
-    assert parse_frame(b": heartbeat", 1.0).is_comment
+    # A heartbeat is a comment line and needs no blank line after it; events do.
+    raw = b'retry: 2000\nid: 7\nevent: message\ndata: {"id": 3}\n\n: heartbeat\nid: 8\ndata: x\n\n'
+    event, heartbeat, plain = parse_frames(raw, 1.0)
+    assert (event.id, event.event, event.data) == ("7", "message", '{"id": 3}')
+    assert not event.is_comment
+    assert heartbeat.is_comment
+    assert (plain.id, plain.event, plain.data) == ("8", "message", "x")
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -57,7 +56,10 @@ def test_smoke_scenario_delivers_every_message_once_and_fast(tmp_path: Path) -> 
     assert summary.latency.p95 < REQUIREMENT_P95_MS
     assert summary.error_count == 0, summary.text()
     assert summary.requirement_met
+    assert all(verdict.met for verdict in summary.verdicts), summary.text()  # heartbeats too
     # Every receiving user class took part and reported through Locust.
     assert summary.latency_by_kind.keys() == {"stream", "resuming stream", "poll"}
-    assert (tmp_path / "smoke_stats.csv").read_text().count("send-to-receive") == 3
+    stats = (tmp_path / "smoke_stats.csv").read_text()
+    assert stats.count("send-to-receive") == 3
+    assert "heartbeat interval" in stats
     assert (tmp_path / "smoke.html").stat().st_size > 0
