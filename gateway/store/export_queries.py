@@ -15,7 +15,7 @@ import aiosqlite
 
 from gateway.models import ORIGIN_TYPES, Conversation, Origin
 from gateway.moderation_models import OriginFunnel
-from gateway.store.messaging import _CONVERSATION_COLUMNS, _all, _conversation, _one
+from gateway.store.rows import CONVERSATION_COLUMNS, conversation_from_row, fetch_all, fetch_one
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class Window:
 
 
 async def snapshot(conn: aiosqlite.Connection) -> Snapshot:
-    row = await _one(
+    row = await fetch_one(
         conn,
         "SELECT (SELECT COALESCE(max(id), 0) FROM messages) AS m, "
         "(SELECT COALESCE(max(id), 0) FROM conversations) AS c",
@@ -47,18 +47,18 @@ async def member_conversations(
     conn: aiosqlite.Connection, member_id: int, snap: Snapshot, window: Window
 ) -> list[Conversation]:
     """The member's conversations that existed by the end of the window, oldest first."""
-    rows = await _all(
+    rows = await fetch_all(
         conn,
-        f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations "
         "WHERE (member_low = ? OR member_high = ?) AND id <= ? AND created_at < ? ORDER BY id",
         (member_id, member_id, snap.max_conversation_id, window.until or "~"),
     )
-    return [_conversation(row) for row in rows]
+    return [conversation_from_row(row) for row in rows]
 
 
 async def reported_conversation_ids(conn: aiosqlite.Connection, member_id: int) -> set[int]:
     """Conversations of the member in which a report was filed (by or about them)."""
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         "SELECT DISTINCT r.conversation_id FROM reports r "
         "JOIN conversations c ON c.id = r.conversation_id "
@@ -77,7 +77,7 @@ async def message_page(
     limit: int,
 ) -> list[sqlite3.Row]:
     """Rows (id, sender_id, created_at, body) after `after_id`, ascending."""
-    return await _all(
+    return await fetch_all(
         conn,
         "SELECT id, sender_id, created_at, body FROM messages "
         "WHERE conversation_id = ? AND id > ? AND id <= ? AND created_at >= ? AND created_at < ? "
@@ -98,13 +98,13 @@ async def message_page(
 
 async def messages_total(conn: aiosqlite.Connection) -> int:
     """Messages ever stored (ids are never reused nor messages deleted), without a scan."""
-    row = await _one(conn, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'", ())
+    row = await fetch_one(conn, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'", ())
     return int(row[0]) if row else 0
 
 
 async def oldest_event_after(conn: aiosqlite.Connection, event_id: int) -> str | None:
     """When the oldest event newer than `event_id` was committed, if there is one."""
-    row = await _one(
+    row = await fetch_one(
         conn, "SELECT created_at FROM events WHERE id > ? ORDER BY id LIMIT 1", (event_id,)
     )
     return row[0] if row else None
@@ -115,7 +115,7 @@ async def introduction_funnel(conn: aiosqlite.Connection, window: Window) -> lis
     # Distinct member/peer pairs: reopening the same compose is one introduction, not many.
     intents = {
         row[0]: row[1]
-        for row in await _all(
+        for row in await fetch_all(
             conn,
             "SELECT origin_type, count(DISTINCT user_id || ':' || peer_id) FROM intents "
             "WHERE created_at >= ? AND created_at < ? GROUP BY origin_type",
@@ -124,7 +124,7 @@ async def introduction_funnel(conn: aiosqlite.Connection, window: Window) -> lis
     }
     started = {
         row[0]: (row[1], row[2], row[3])
-        for row in await _all(
+        for row in await fetch_all(
             conn,
             """
             SELECT c.origin_type, count(*),

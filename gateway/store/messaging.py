@@ -10,92 +10,52 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiosqlite
 
-from gateway.models import Conversation, Event, EventType, Message, Origin, OriginType, PendingEvent
-
-_CONVERSATION_COLUMNS = (
-    "id, member_low, member_high, created_by, origin_type, origin_ref, created_at, updated_at"
+from gateway.models import Conversation, Event, EventType, Message, Origin, PendingEvent
+from gateway.store.rows import (
+    CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    change,
+    conversation_from_row,
+    fetch_all,
+    fetch_one,
+    message_from_row,
 )
-_MESSAGE_COLUMNS = "id, conversation_id, sender_id, body, client_id, created_at"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        member_ids=(row["member_low"], row["member_high"]),
-        created_by=row["created_by"],
-        origin=Origin(cast(OriginType, row["origin_type"]), row["origin_ref"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        sender_id=row["sender_id"],
-        body=row["body"],
-        created_at=row["created_at"],
-        client_id=row["client_id"],
-    )
+from gateway.store.rows import utc_now as utc_now  # actions stamp what they write with it
 
 
 def _event(row: sqlite3.Row) -> Event:
     return Event(row["id"], row["user_id"], cast(EventType, row["type"]), row["data"])
 
 
-# Each aiosqlite call is a round trip to the connection's thread: one per query, not three
-# (execute, fetch, close).
-async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-    rows = await _all(conn, sql, params)
-    return rows[0] if rows else None
-
-
-async def _all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
-    return cast(list[sqlite3.Row], await conn.execute_fetchall(sql, params))
-
-
-async def _change(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> tuple[int, int]:
-    """(rows changed, last inserted rowid) of one statement."""
-    cursor = await conn.execute(sql, params)
-    # Not closed: closing is another round trip, and a finished statement holds nothing.
-    return cursor.rowcount, cursor.lastrowid or 0
-
-
 # Conversations
 
 
 async def get_conversation(conn: aiosqlite.Connection, conversation_id: int) -> Conversation | None:
-    row = await _one(
-        conn, f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+    row = await fetch_one(
+        conn, f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
     )
-    return _conversation(row) if row else None
+    return conversation_from_row(row) if row else None
 
 
 async def conversation_between(conn: aiosqlite.Connection, a: int, b: int) -> Conversation | None:
-    row = await _one(
+    row = await fetch_one(
         conn,
-        f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations "
         "WHERE member_low = ? AND member_high = ?",
         (min(a, b), max(a, b)),
     )
-    return _conversation(row) if row else None
+    return conversation_from_row(row) if row else None
 
 
 async def insert_conversation(
     conn: aiosqlite.Connection, creator: int, peer: int, origin: Origin, now: str
 ) -> tuple[Conversation, bool]:
     """The pair's conversation and whether this call created it (one row per pair)."""
-    changed, _ = await _change(
+    changed, _ = await change(
         conn,
         "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
         "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -109,7 +69,7 @@ async def insert_conversation(
 
 
 async def touch_conversation(conn: aiosqlite.Connection, conversation_id: int, now: str) -> None:
-    await _change(
+    await change(
         conn, "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
     )
 
@@ -119,10 +79,10 @@ async def inbox(
 ) -> list[tuple[Conversation, int, int, int | None]]:
     """(conversation, unread count, read pointer, last message id) for each of the member's
     conversations, most recently active first."""
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         f"""
-        SELECT {", ".join("c." + c.strip() for c in _CONVERSATION_COLUMNS.split(","))},
+        SELECT {", ".join("c." + c.strip() for c in CONVERSATION_COLUMNS.split(","))},
                COALESCE(rp.message_id, 0) AS last_read,
                (SELECT count(*) FROM messages m
                  WHERE m.conversation_id = c.id AND m.id > COALESCE(rp.message_id, 0)
@@ -135,14 +95,14 @@ async def inbox(
         """,
         {"me": user_id},  # type: ignore[arg-type]
     )
-    return [(_conversation(r), r["unread"], r["last_read"], r["last_id"]) for r in rows]
+    return [(conversation_from_row(r), r["unread"], r["last_read"], r["last_id"]) for r in rows]
 
 
 async def conversation_state(
     conn: aiosqlite.Connection, conversation_id: int, user_id: int
 ) -> tuple[int, int, int | None]:
     """(unread count, read pointer, last message id) of one conversation for one member."""
-    row = await _one(
+    row = await fetch_one(
         conn,
         """
         SELECT COALESCE(rp.message_id, 0) AS last_read,
@@ -166,12 +126,12 @@ async def messages_by_id(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = await _all(
+    rows = await fetch_all(
         conn,
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(wanted))})",
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(wanted))})",
         wanted,
     )
-    return {row["id"]: _message(row) for row in rows}
+    return {row["id"]: message_from_row(row) for row in rows}
 
 
 async def get_message(conn: aiosqlite.Connection, message_id: int) -> Message | None:
@@ -200,14 +160,14 @@ async def page_of_messages(
         conditions.append("id > ?")
         params.append(after)
     order = "ASC" if after is not None else "DESC"
-    rows = await _all(
+    rows = await fetch_all(
         conn,
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(conditions)} "
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(conditions)} "
         f"ORDER BY id {order} LIMIT ?",
         [*params, limit + 1],
     )
     has_more = len(rows) > limit
-    messages = [_message(row) for row in rows[:limit]]
+    messages = [message_from_row(row) for row in rows[:limit]]
     if order == "DESC":
         messages.reverse()
     return messages, has_more
@@ -216,12 +176,12 @@ async def page_of_messages(
 async def message_by_client_id(
     conn: aiosqlite.Connection, sender_id: int, client_id: str
 ) -> Message | None:
-    row = await _one(
+    row = await fetch_one(
         conn,
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?",
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?",
         (sender_id, client_id),
     )
-    return _message(row) if row else None
+    return message_from_row(row) if row else None
 
 
 async def insert_message(
@@ -232,7 +192,7 @@ async def insert_message(
     client_id: str | None,
     now: str,
 ) -> Message:
-    _, message_id = await _change(
+    _, message_id = await change(
         conn,
         "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -248,7 +208,7 @@ async def advance_read_pointer(
     conn: aiosqlite.Connection, conversation_id: int, user_id: int, message_id: int
 ) -> bool:
     """Move the pointer forward only; returns whether it moved."""
-    changed, _ = await _change(
+    changed, _ = await change(
         conn,
         "INSERT INTO read_pointers (conversation_id, user_id, message_id) VALUES (?, ?, ?) "
         "ON CONFLICT (conversation_id, user_id) DO UPDATE SET message_id = excluded.message_id "
@@ -267,7 +227,7 @@ async def insert_events(
     if not pending:
         return []
     encoded = [json.dumps(item.data, separators=(",", ":"), ensure_ascii=False) for item in pending]
-    _, last_id = await _change(
+    _, last_id = await change(
         conn,
         "INSERT INTO events (user_id, type, data, created_at) VALUES "
         + ", ".join(["(?, ?, ?, ?)"] * len(pending)),
@@ -288,7 +248,7 @@ async def insert_events(
 async def events_of_member(
     conn: aiosqlite.Connection, user_id: int, after: int, limit: int
 ) -> list[Event]:
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         "SELECT id, user_id, type, data FROM events WHERE user_id = ? AND id > ? "
         "ORDER BY id LIMIT ?",
@@ -298,7 +258,7 @@ async def events_of_member(
 
 
 async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int) -> list[Event]:
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         "SELECT id, user_id, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
         (after, limit),
@@ -309,7 +269,7 @@ async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int)
 async def prune_events(conn: aiosqlite.Connection, older_than: str, batch: int) -> int:
     """Delete up to `batch` of the oldest events created before `older_than`."""
     # Ids grow with time, so walking from the oldest id finds old events without an index.
-    deleted, _ = await _change(
+    deleted, _ = await change(
         conn,
         "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) "
         "AND created_at < ?",
@@ -321,7 +281,7 @@ async def prune_events(conn: aiosqlite.Connection, older_than: str, batch: int) 
 async def event_id_bounds(conn: aiosqlite.Connection) -> tuple[int, int]:
     """(oldest kept event id, newest event id); (0, 0) when there are none."""
     # sqlite_sequence still knows the newest id when the newest rows were pruned.
-    row = await _one(
+    row = await fetch_one(
         conn,
         "SELECT (SELECT COALESCE(min(id), 0) FROM events) AS oldest, "
         "(SELECT COALESCE(max(seq), 0) FROM sqlite_sequence WHERE name = 'events') AS newest",

@@ -24,7 +24,7 @@ from gateway.moderation_models import (
     ReportCategory,
     ReportStatus,
 )
-from gateway.store.messaging import _MESSAGE_COLUMNS, _all, _message, _one
+from gateway.store.rows import MESSAGE_COLUMNS, change, fetch_all, fetch_one, message_from_row
 
 _REPORT_COLUMNS = (
     "id, conversation_id, message_id, reporter_id, reported_id, context_until_id, category, "
@@ -88,18 +88,13 @@ def _log(row: sqlite3.Row) -> LogEntry:
 
 
 async def _insert(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    cursor = await conn.execute(sql, params)
-    row_id = cursor.lastrowid
-    await cursor.close()
-    assert row_id is not None
+    _, row_id = await change(conn, sql, params)
     return row_id
 
 
 async def _changed(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> bool:
-    cursor = await conn.execute(sql, params)
-    changed = cursor.rowcount > 0
-    await cursor.close()
-    return changed
+    rows, _ = await change(conn, sql, params)
+    return rows > 0
 
 
 # The compliance log
@@ -126,7 +121,7 @@ async def append_log(
 
 async def log_entries(conn: aiosqlite.Connection, before: int | None, limit: int) -> list[LogEntry]:
     """Newest first, below `before` when given."""
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         f"SELECT {_LOG_COLUMNS} FROM moderation_log WHERE id < ? ORDER BY id DESC LIMIT ?",
         (before if before is not None else 2**62, limit),
@@ -166,14 +161,14 @@ async def complete_audit(
 
 
 async def get_audit(conn: aiosqlite.Connection, audit_id: int) -> AuditEntry | None:
-    row = await _one(conn, f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id = ?", (audit_id,))
+    row = await fetch_one(conn, f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id = ?", (audit_id,))
     return _audit(row) if row else None
 
 
 async def audit_entries(
     conn: aiosqlite.Connection, before: int | None, limit: int
 ) -> list[AuditEntry]:
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
         (before if before is not None else 2**62, limit),
@@ -195,7 +190,7 @@ async def insert_report(
     note: str,
     now: str,
 ) -> Report:
-    newest = await _one(
+    newest = await fetch_one(
         conn,
         "SELECT COALESCE(max(id), 0) FROM messages WHERE conversation_id = ?",
         (conversation_id,),
@@ -213,7 +208,7 @@ async def insert_report(
 
 
 async def get_report(conn: aiosqlite.Connection, report_id: int) -> Report | None:
-    row = await _one(conn, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
+    row = await fetch_one(conn, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
     return _report(row) if row else None
 
 
@@ -221,7 +216,7 @@ async def open_report_like(
     conn: aiosqlite.Connection, reporter_id: int, conversation_id: int, message_id: int | None
 ) -> Report | None:
     """The reporter's open report of the same message (or conversation), if any."""
-    row = await _one(
+    row = await fetch_one(
         conn,
         f"SELECT {_REPORT_COLUMNS} FROM reports WHERE conversation_id = ? AND reporter_id = ? "
         "AND message_id IS ? AND status = 'open'",
@@ -240,7 +235,7 @@ async def reports_page(
     else:
         sql = "id < ? ORDER BY id DESC"
         bound = before if before is not None else 2**62
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         f"SELECT {_REPORT_COLUMNS} FROM reports WHERE status = ? AND {sql} LIMIT ?",
         (status, bound, limit),
@@ -263,30 +258,30 @@ async def resolve_report(
 async def report_context(conn: aiosqlite.Connection, report: Report) -> list[Message]:
     """The messages around the reported one (or the last ones before the report), in order."""
     if report.message_id is None:
-        rows = await _all(
+        rows = await fetch_all(
             conn,
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
             "ORDER BY id DESC LIMIT ?",
             (report.conversation_id, report.context_until_id, 2 * CONTEXT_EACH_SIDE),
         )
-        return [_message(row) for row in reversed(rows)]
-    before = await _all(
+        return [message_from_row(row) for row in reversed(rows)]
+    before = await fetch_all(
         conn,
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
         "ORDER BY id DESC LIMIT ?",
         (report.conversation_id, report.message_id, CONTEXT_EACH_SIDE + 1),
     )
-    after = await _all(
+    after = await fetch_all(
         conn,
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id > ? "
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id > ? "
         "AND id <= ? ORDER BY id ASC LIMIT ?",
         (report.conversation_id, report.message_id, report.context_until_id, CONTEXT_EACH_SIDE),
     )
-    return [_message(row) for row in [*reversed(before), *after]]
+    return [message_from_row(row) for row in [*reversed(before), *after]]
 
 
 async def open_report_count(conn: aiosqlite.Connection) -> int:
-    row = await _one(conn, "SELECT count(*) FROM reports WHERE status = 'open'", ())
+    row = await fetch_one(conn, "SELECT count(*) FROM reports WHERE status = 'open'", ())
     return int(row[0]) if row else 0
 
 
@@ -310,7 +305,7 @@ async def delete_block(conn: aiosqlite.Connection, blocker: int, blocked: int) -
 
 
 async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
-    rows = await _all(
+    rows = await fetch_all(
         conn,
         "SELECT blocker_id, blocked_id, created_at FROM blocks WHERE blocker_id = ? "
         "ORDER BY created_at DESC, blocked_id",
@@ -321,7 +316,7 @@ async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
 
 async def blocked_between(conn: aiosqlite.Connection, a: int, b: int) -> bool:
     """Whether either member blocked the other."""
-    row = await _one(
+    row = await fetch_one(
         conn,
         "SELECT 1 FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) "
         "OR (blocker_id = ? AND blocked_id = ?)",
