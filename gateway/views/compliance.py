@@ -5,27 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 
 from gateway import export, metrics
 from gateway.exceptions import InvalidRequest
 from gateway.export_formats import EXPORT_FORMATS
 from gateway.http import current_member, query_int, services
 from gateway.store.export_queries import Window
-from gateway.views.pages import PAGE_POLICY
 
 blueprint = Blueprint("compliance", __name__)
 
 MAX_REASON_CHARS = 500
-
-
-@blueprint.get("/moderation")
-async def moderation_page() -> Response:
-    # Anyone may load the page; it asks the API who they are, and the API decides.
-    response = await current_app.send_static_file("moderation.html")
-    response.headers["Content-Security-Policy"] = PAGE_POLICY
-    response.headers["Cache-Control"] = "no-cache"
-    return response
 
 
 @blueprint.get("/api/moderation/export")

@@ -20,12 +20,22 @@ PAGE_POLICY = (
 )
 
 
-@blueprint.get("/")
-async def index() -> Response:
-    response = await current_app.send_static_file("index.html")
+async def _page(filename: str) -> Response:
+    response = await current_app.send_static_file(filename)
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@blueprint.get("/")
+async def index() -> Response:
+    return await _page("index.html")
+
+
+@blueprint.get("/moderation")
+async def moderation() -> Response:
+    # Anyone may load the page; it asks the API who they are, and the API decides.
+    return await _page("moderation.html")
 
 
 @blueprint.get("/healthz")
