@@ -90,6 +90,15 @@ class Member:
         self.page = context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # The page runs under a strict CSP; anything it refuses is a client bug.
+        self.page.on(
+            "console",
+            lambda message: (
+                self.errors.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         self.api = httpx.Client(
             base_url=gw.base_url,
             cookies={"wb_session": gw.cookie_for(self.user_id)},

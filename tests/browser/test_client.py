@@ -181,6 +181,38 @@ def test_silent_stream_behind_buffering_proxy_falls_back_to_polling(sign_in: Any
     assert held, "the stream was never attempted"
 
 
+def test_unknown_cursor_reset_refetches_and_continues(sign_in: Any) -> None:
+    alice = sign_in("alice")
+    bob = sign_in("bob")
+    conversation = bob.conversation_with("alice")
+    bob.send(conversation["id"], "before the reset")
+    conversation_fetches: list[str] = []
+    alice.page.on(
+        "request",
+        lambda r: (
+            conversation_fetches.append(r.url) if r.url.endswith("/api/conversations") else None
+        ),
+    )
+    # As if the page's cursor came from another (older, bigger) database: the server does not
+    # know it and answers `reset`; a client that ignored it would drop every new event.
+    alice.page.route(
+        re.compile(r".*/api/events$"),
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body='{"events":[],"cursor":"999999"}'
+        ),
+    )
+    alice.open()
+    wait_live(alice.page)
+    expect(alice.page.locator("#conversation-list li")).to_have_count(1)
+    assert len(conversation_fetches) >= 2, "the reset must refetch the inbox"
+    open_thread(alice, "bob")
+    bob.send(conversation["id"], "after the reset")
+    expect(alice.page.locator("#message-list .text")).to_have_text(
+        ["before the reset", "after the reset"]
+    )
+    expect(alice.page.locator("#conversation-list li")).to_have_count(1)
+
+
 def test_html_and_script_payloads_are_shown_as_text(sign_in: Any) -> None:
     alice = sign_in("alice")
     bob = sign_in("bob")
