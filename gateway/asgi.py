@@ -8,7 +8,14 @@ import sys
 from gateway.app import create_app
 from gateway.exceptions import ConfigError
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# The gateway's own loggers only: Hypercorn already prints its own, and propagating to a
+# configured root logger would print them twice.
+_handler = logging.StreamHandler()
+_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+_log = logging.getLogger("gateway")
+_log.addHandler(_handler)
+_log.setLevel(logging.INFO)
+_log.propagate = False
 
 try:
     app = create_app()
