@@ -34,6 +34,11 @@ export class Thread {
     this.input = byId("composer-input");
     this.counter = byId("char-count");
     this.sendButton = byId("send");
+    this.jump = byId("jump-latest");
+    this.jump.addEventListener("click", () => {
+      this.scrollToBottom();
+      this.jump.hidden = true;
+    });
 
     byId("composer").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -48,7 +53,10 @@ export class Thread {
     this.input.addEventListener("input", () => this.updateCounter());
     this.scroller.addEventListener("scroll", () => {
       if (this.scroller.scrollTop < 160) this.loadOlder();
-      if (this.nearBottom()) this.markRead();
+      if (this.nearBottom()) {
+        this.jump.hidden = true;
+        this.markRead();
+      }
     }, { passive: true });
     this.loadOlderButton.addEventListener("click", () => this.loadOlder());
     this.list.addEventListener("click", (event) => {
@@ -76,6 +84,7 @@ export class Thread {
     this.conversation = conversation;
     this.messages.clear();
     this.list.replaceChildren();
+    this.jump.hidden = true;
     this.hasMore = false;
     this.updateHistory();
     this.placeholder.hidden = true;
@@ -179,6 +188,7 @@ export class Thread {
     if (decorate) this.decorate();
     if (!quiet) {
       if (stick) this.scrollToBottom();
+      else if (!mine) this.jump.hidden = false; // don't yank a reader who scrolled up
       if (!mine) {
         announce(`New message from ${this.conversation.peer.username}: ${message.body}`);
         this.markRead();

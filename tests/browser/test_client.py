@@ -280,6 +280,31 @@ def test_new_conversation_picker_searches_members(sign_in: Any) -> None:
     assert found["origin"] == {"type": "inbox", "ref": None}
 
 
+def test_keyboard_only_flow(sign_in: Any) -> None:
+    alice = sign_in("alice")
+    alice.conversation_with("bob")
+    alice.conversation_with("carol")
+    alice.open()
+    page = alice.page
+    page.locator("#conversation-list a").first.focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#conversation-list a").nth(1)).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")  # newest first: carol
+    expect(page.locator("#thread-title")).to_have_text("carol")
+    expect(page.locator("#composer-input")).to_be_focused()
+    expect(page.locator("#conversation-list a[aria-current=page]")).to_contain_text("carol")
+    page.keyboard.type("typed without a mouse")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message-list .mine.sent .text")).to_have_text(["typed without a mouse"])
+    # The picker opens from the keyboard and Escape returns focus to its button.
+    page.get_by_role("button", name="New message").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#picker-search")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="New message")).to_be_focused()
+
+
 def test_composer_keys_counter_and_limit(sign_in: Any) -> None:
     alice = sign_in("alice")
     alice.conversation_with("bob")
@@ -378,6 +403,16 @@ def test_older_history_loads_on_scroll_up(sign_in: Any) -> None:
     assert texts(page) == [f"history {n:03d}" for n in range(120)]
     expect(page.locator("#history-note")).to_have_text("Start of your conversation")
     expect(page.locator("#load-older")).to_be_hidden()
+
+    # Reading old history: a new message does not yank the reader down, it offers a jump.
+    page.locator("#messages").evaluate("el => { el.scrollTop = 0; }")
+    bob.send(conversation["id"], "fresh news")
+    jump = page.get_by_role("button", name="New messages ↓")
+    expect(jump).to_be_visible()
+    assert page.locator("#messages").evaluate("el => el.scrollTop") < 50
+    jump.click()
+    expect(page.locator("#message-list .text").last).to_be_in_viewport()
+    expect(jump).to_be_hidden()
 
 
 def test_phone_width_shows_one_pane_at_a_time(sign_in: Any) -> None:
