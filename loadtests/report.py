@@ -106,7 +106,7 @@ class Summary:
             f"latency      {self.latency.line()}",
         ]
         for kind, latency in sorted(self.latency_by_kind.items()):
-            lines.append(f"  {kind:<12}{latency.line()}")
+            lines.append(f"  {kind:<16}{latency.line()}")
         if {"stream", "poll"} <= self.latency_by_kind.keys():
             stream, poll = self.latency_by_kind["stream"], self.latency_by_kind["poll"]
             lines.append(
@@ -214,6 +214,9 @@ def summarize(
         other_cpu_cores=other_cpu_cores,
         send_window_seconds=window,
     )
+    # Pollers hold connections too, so memory is attributed to streams only without them.
+    if scenario.pollers:
+        rss_held = None
     if rss_baseline is not None and rss_held is not None and scenario.open_streams:
         summary.rss_baseline_mb = rss_baseline / 2**20
         summary.rss_held_mb = rss_held / 2**20
