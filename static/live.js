@@ -91,6 +91,7 @@ export class LiveFeed {
 
   openStream() {
     if (this.stopped) return;
+    clearTimeout(this.timer); // this attempt replaces any scheduled one
     this.closeStream();
     const source = new EventSource(`/api/stream?last_event_id=${this.cursor}`);
     this.source = source;
