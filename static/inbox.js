@@ -137,6 +137,10 @@ export class Inbox {
     this.empty.hidden = !this.loaded || ordered.length > 0;
     const unread = this.totalUnread();
     document.title = unread ? `(${unread}) Messages · WhiteBalloon` : "Messages · WhiteBalloon";
+    // On phones the inbox is hidden behind the thread: its back button carries the count.
+    const back = byId("thread-back");
+    back.dataset.unread = unread ? (unread > 99 ? "99+" : String(unread)) : "";
+    back.setAttribute("aria-label", unread ? `Back to conversations, ${unread} unread` : "Back to conversations");
   }
 
   renderItem(c) {

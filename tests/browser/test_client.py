@@ -424,9 +424,16 @@ def test_phone_width_shows_one_pane_at_a_time(sign_in: Any) -> None:
     expect(page.locator("#thread")).to_be_hidden()
     open_thread(alice, "bob")
     expect(page.locator(".inbox")).to_be_hidden()
-    page.get_by_role("button", name="Back to conversations").click()
+    # News from elsewhere shows on the back button while the inbox is hidden.
+    carol = sign_in("carol")
+    carol.send(carol.conversation_with("alice")["id"], "psst")
+    back = page.get_by_role("button", name="Back to conversations, 1 unread")
+    expect(back).to_be_visible()
+    back.click()
     expect(page.locator(".inbox")).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(badge(page, "carol")).to_have_text("1")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
