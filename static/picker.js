@@ -27,7 +27,7 @@ export class Picker {
         this.results.querySelector("button")?.focus();
       } else if (event.key === "Enter") {
         event.preventDefault();
-        this.results.querySelector("button")?.click();
+        this.pickFirst();
       }
     });
     this.results.addEventListener("keydown", (event) => {
@@ -54,6 +54,7 @@ export class Picker {
   open(opener) {
     this.opener = opener || document.activeElement;
     this.search.value = "";
+    this.loadedQuery = null;
     this.results.replaceChildren();
     this.empty.hidden = true;
     this.dialog.showModal();
@@ -61,13 +62,25 @@ export class Picker {
     this.load();
   }
 
+  /** Enter in the search box: the first result for what is typed now, not a stale list. */
+  async pickFirst() {
+    const query = this.search.value.trim();
+    if (query !== this.loadedQuery) {
+      clearTimeout(this.timer);
+      await this.load();
+      if (query !== this.loadedQuery) return;
+    }
+    this.results.querySelector("button")?.click();
+  }
+
   async load() {
     this.abort?.abort();
     const abort = new AbortController();
     this.abort = abort;
     let members;
+    const query = this.search.value.trim();
     try {
-      members = (await api.members(this.search.value.trim(), { signal: abort.signal })).members;
+      members = (await api.members(query, { signal: abort.signal })).members;
     } catch {
       if (!abort.signal.aborted) this.empty.hidden = false;
       return;
@@ -84,5 +97,6 @@ export class Picker {
         this.onPick(members[i]);
       }));
     this.empty.hidden = members.length > 0;
+    this.loadedQuery = query;
   }
 }
