@@ -119,27 +119,28 @@ async def send_message(
 ) -> tuple[Message, bool]:
     """The stored message, and whether this call stored it (False: a retry of `client_id`)."""
     body = clean_body(body)
-    conversation = await queries.participant_conversation(s, me, conversation_id)
-    peer_id = conversation.peer_of(me.user_id)
-    if client_id is not None:
+    peer_id = await queries.peer_in_conversation(s, me, conversation_id)
+    try:
+        await _require_messageable(s, me, peer_id)
+    except (MemberNotFound, NotVisible):
         # A retry of a message that was stored is answered even if sending is no longer allowed.
-        async with s.store.reading() as conn:
-            earlier = await messaging.message_by_client_id(conn, me.user_id, client_id)
-        if earlier is not None:
-            return _same_conversation(earlier, conversation_id), False
-    await _require_messageable(s, me, peer_id)
+        earlier = await _stored_earlier(s, me, client_id)
+        if earlier is None:
+            raise
+        return _same_conversation(earlier, conversation_id), False
     now = messaging.utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> tuple[Message, list[Event]]:
-        if client_id is not None:
-            earlier = await messaging.message_by_client_id(conn, me.user_id, client_id)
-            if earlier is not None:
-                return earlier, []
-        await _refuse_if_blocked(conn, me.user_id, peer_id)
         message = await messaging.insert_message(
-            conn, conversation_id, me.user_id, body, client_id, now
+            conn, conversation_id, me.user_id, peer_id, body, client_id, now
         )
-        await messaging.touch_conversation(conn, conversation_id, now)
+        if message is None:  # a retry, or a block
+            earlier = client_id and await messaging.message_by_client_id(
+                conn, me.user_id, client_id
+            )
+            if not earlier:
+                raise Blocked()
+            return earlier, []
         data = message.to_json()
         pending = [PendingEvent(user, "message", data) for user in (me.user_id, peer_id)]
         return message, await messaging.insert_events(conn, pending, now)
@@ -150,6 +151,13 @@ async def send_message(
         return _same_conversation(message, conversation_id), False
     s.counters.messages_stored += 1
     return message, True
+
+
+async def _stored_earlier(s: Services, me: Member, client_id: str | None) -> Message | None:
+    if client_id is None:
+        return None
+    async with s.store.reading() as conn:
+        return await messaging.message_by_client_id(conn, me.user_id, client_id)
 
 
 def _same_conversation(message: Message, conversation_id: int) -> Message:

@@ -23,6 +23,22 @@ async def participant_conversation(s: Services, me: Member, conversation_id: int
     return conversation
 
 
+async def peer_in_conversation(s: Services, me: Member, conversation_id: int) -> int:
+    """The other member of a conversation `me` takes part in.
+
+    Remembered per worker: who takes part in a conversation never changes, and a send
+    should not pay a database read to learn it again.
+    """
+    members = s.conversation_members.get(conversation_id)
+    if members is None:
+        members = (await participant_conversation(s, me, conversation_id)).member_ids
+        s.conversation_members.remember(conversation_id, members)
+    if me.user_id not in members:
+        raise ConversationNotFound()
+    low, high = members
+    return high if me.user_id == low else low
+
+
 async def inbox(s: Services, me: Member) -> list[ConversationView]:
     async with s.store.reading() as conn:
         rows = await messaging.inbox(conn, me.user_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.auth import Authenticator
@@ -26,6 +26,23 @@ class Counters:
     poll_requests: int = 0
 
 
+class ConversationMembers:
+    """Who takes part in each recently used conversation; bounded, and never stale (it
+    never changes)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._members: dict[int, tuple[int, int]] = {}
+
+    def get(self, conversation_id: int) -> tuple[int, int] | None:
+        return self._members.get(conversation_id)
+
+    def remember(self, conversation_id: int, members: tuple[int, int]) -> None:
+        if len(self._members) >= self._limit:
+            self._members.clear()
+        self._members[conversation_id] = members
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -37,6 +54,7 @@ class Services:
     authenticator: Authenticator
     session_secrets: tuple[str, ...]
     counters: Counters
+    conversation_members: ConversationMembers = field(default_factory=ConversationMembers)
 
     @classmethod
     async def open(cls, settings: Settings) -> Services:

@@ -58,15 +58,22 @@ async def send_all(
             await asyncio.sleep(pause)
 
 
+async def cursor_now(server: LocalGateway, cookie: str) -> str:
+    async with member_client(server, cookie) as client:
+        return str((await client.get("/api/events")).json()["cursor"])
+
+
 async def follow_stream(
-    server: LocalGateway, cookie: str, expected: int, *, reconnect: bool = True
+    server: LocalGateway, cookie: str, since: str, expected: int, *, reconnect: bool = True
 ) -> AsyncIterator[dict[str, Any]]:
-    """Message payloads from the stream, reconnecting with Last-Event-ID whenever it ends."""
-    last_event_id: str | None = None
+    """Message payloads after cursor `since`, resuming with Last-Event-ID whenever the stream
+    ends. Starting from a cursor taken before sending makes the test independent of when the
+    first connection happens to be accepted."""
+    last_event_id = since
     seen = 0
     async with member_client(server, cookie) as client:
         while seen < expected:
-            headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            headers = {"Last-Event-ID": last_event_id}
             async with aconnect_sse(client, "GET", "/api/stream", headers=headers) as source:
                 async for sse in source.aiter_sse():
                     last_event_id = sse.id or last_event_id
@@ -87,9 +94,12 @@ async def test_two_members_exchange_messages_live(
     server: LocalGateway, cookies: dict[int, str]
 ) -> None:
     conversation_id = await conversation(server, cookies, ALICE, BOB)
-    bob_inbox = asyncio.create_task(collect(follow_stream(server, cookies[BOB], 2)))
-    alice_inbox = asyncio.create_task(collect(follow_stream(server, cookies[ALICE], 2)))
-    await asyncio.sleep(0.3)
+    bob_since = await cursor_now(server, cookies[BOB])
+    alice_since = await cursor_now(server, cookies[ALICE])
+    bob_inbox = asyncio.create_task(collect(follow_stream(server, cookies[BOB], bob_since, 2)))
+    alice_inbox = asyncio.create_task(
+        collect(follow_stream(server, cookies[ALICE], alice_since, 2))
+    )
     await send_all(server, cookies[ALICE], conversation_id, ["hi bob"], 0)
     await send_all(server, cookies[BOB], conversation_id, ["hi alice"], 0)
     # Each member's own message reaches their stream too (multi-device).
@@ -102,7 +112,10 @@ async def test_streams_cut_by_the_server_resume_without_gap_or_repeat(
 ) -> None:
     conversation_id = await conversation(server, cookies, ALICE, BOB)
     bodies = [f"message {n}" for n in range(40)]
-    receiving = asyncio.create_task(collect(follow_stream(server, cookies[BOB], len(bodies))))
+    since = await cursor_now(server, cookies[BOB])
+    receiving = asyncio.create_task(
+        collect(follow_stream(server, cookies[BOB], since, len(bodies)))
+    )
     # Sending spans about three server-side cuts (WB_STREAM_MAX_SECONDS=1).
     await send_all(server, cookies[ALICE], conversation_id, bodies, 0.075)
     assert await asyncio.wait_for(receiving, 15) == bodies
@@ -146,12 +159,15 @@ async def test_two_workers_deliver_to_each_others_streams(
     with gateway(tmp_path, app_db, workers=2, WB_HEARTBEAT_SECONDS="1") as server:
         conversation_id = await conversation(server, cookies, ALICE, BOB)
         streams: list[asyncio.Task[list[str]]] = []
+        since = await cursor_now(server, cookies[BOB])
         # The kernel decides which worker accepts a connection: open streams until both
         # workers hold some, so delivery has to cross from one process to the other.
         while len(streams) < 64:
             streams.append(
                 asyncio.create_task(
-                    collect(follow_stream(server, cookies[BOB], len(bodies), reconnect=False))
+                    collect(
+                        follow_stream(server, cookies[BOB], since, len(bodies), reconnect=False)
+                    )
                 )
             )
             await asyncio.sleep(0.05)
@@ -183,8 +199,8 @@ async def test_separate_server_processes_on_one_database_deliver_to_each_other(
     second.log_path = tmp_path / "second.log"
     with first, second:
         conversation_id = await conversation(second, cookies, ALICE, BOB)
-        receiving = asyncio.create_task(collect(follow_stream(first, cookies[BOB], 3)))
-        await asyncio.sleep(0.3)
+        since = await cursor_now(first, cookies[BOB])
+        receiving = asyncio.create_task(collect(follow_stream(first, cookies[BOB], since, 3)))
         await send_all(second, cookies[ALICE], conversation_id, ["a", "b", "c"], 0)
         assert await asyncio.wait_for(receiving, 10) == ["a", "b", "c"]
 

@@ -71,7 +71,7 @@ async def test_a_reply_after_thirty_days_does_not_count(gw: Harness) -> None:
     late = (datetime.now(UTC) + timedelta(days=31)).isoformat(timespec="milliseconds")
 
     async def tx(conn: aiosqlite.Connection) -> None:
-        await messaging.insert_message(conn, cid, BOB, "sorry, late", None, late[:-6] + "Z")
+        await messaging.insert_message(conn, cid, BOB, ALICE, "sorry, late", None, late[:-6] + "Z")
 
     await gw.services.store.write(tx)
     row = (await funnel(gw))["suggestion"]

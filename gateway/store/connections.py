@@ -1,10 +1,11 @@
 """SQLite connections: one writer task that owns the only write connection, and read pools.
 
 The writer runs whole transactions handed to it as async callables. Transactions that arrive
-while another batch is committing are run together, each in its own savepoint, and committed
-with one fsync: under load, many sends cost one disk flush. A callable's result is returned
-only after its COMMIT succeeded, so callers can publish what they wrote. Reads use their own
-connections (WAL), so they never wait behind a write.
+while another batch is committing are run together in one transaction and committed with one
+fsync: under load, many sends cost one disk flush. If one of them raises, the batch is rolled
+back and each is run again alone, so a refusal never undoes a batch-mate's write. A
+callable's result is returned only after its COMMIT succeeded, so callers can publish what
+they wrote. Reads use their own connections (WAL), so they never wait behind a write.
 """
 
 from __future__ import annotations
@@ -89,18 +90,12 @@ class Writer:
         batch = [(tx, future) for tx, future in batch if not future.done()]
         if not batch:
             return
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            for tx, _ in batch:
-                outcomes.append(await self._run_isolated(tx))
-            await self._conn.execute("COMMIT")
-        except sqlite3.Error:
-            # BEGIN or COMMIT failed (disk full, I/O error, lock timeout): nothing is durable.
-            log.exception("write transaction of %d jobs failed", len(batch))
-            if self._conn.in_transaction:
-                await self._conn.execute("ROLLBACK")
-            outcomes = [(False, Unavailable())] * len(batch)
+            outcomes = await self._together([tx for tx, _ in batch])
+        except _JobFailed:
+            # Rare: one transaction refused (e.g. a block). Its batch-mates were rolled back
+            # with it, so each runs again on its own and only the refused one fails.
+            outcomes = [await self._alone(tx) for tx, _ in batch]
         for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -109,17 +104,44 @@ class Writer:
             else:
                 future.set_exception(value)
 
-    async def _run_isolated(self, tx: Transaction[Any]) -> tuple[bool, Any]:
-        # A savepoint per job: one job's failure leaves the others in the batch intact.
-        await self._conn.execute("SAVEPOINT job")
+    async def _together(self, jobs: list[Transaction[Any]]) -> list[tuple[bool, Any]]:
+        """Every job in one transaction and one fsync; no savepoints, as failures are rare."""
         try:
-            result = await tx(self._conn)
-        except Exception as error:
-            await self._conn.execute("ROLLBACK TO job")
-            await self._conn.execute("RELEASE job")
-            return False, error
-        await self._conn.execute("RELEASE job")
-        return True, result
+            await self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            log.exception("could not start a write transaction")
+            return [(False, Unavailable())] * len(jobs)
+        results = []
+        for tx in jobs:
+            try:
+                results.append((True, await tx(self._conn)))
+            except Exception as error:
+                await self._rollback()
+                if len(jobs) == 1:
+                    return [(False, error)]
+                raise _JobFailed from error
+        return await self._finish(results)
+
+    async def _alone(self, tx: Transaction[Any]) -> tuple[bool, Any]:
+        return (await self._together([tx]))[0]
+
+    async def _finish(self, results: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
+        try:
+            await self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            # Disk full, I/O error: nothing of this batch is durable, so nobody hears success.
+            log.exception("write transaction of %d jobs failed to commit", len(results))
+            await self._rollback()
+            return [(False, Unavailable())] * len(results)
+        return results
+
+    async def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            await self._conn.execute("ROLLBACK")
+
+
+class _JobFailed(Exception):
+    """A job of a shared transaction raised; the batch is rolled back and retried one by one."""
 
 
 class ReadPool:

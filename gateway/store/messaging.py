@@ -68,12 +68,6 @@ async def insert_conversation(
     return conversation, created
 
 
-async def touch_conversation(conn: aiosqlite.Connection, conversation_id: int, now: str) -> None:
-    await change(
-        conn, "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
-    )
-
-
 async def inbox(
     conn: aiosqlite.Connection, user_id: int
 ) -> list[tuple[Conversation, int, int, int | None]]:
@@ -188,16 +182,29 @@ async def insert_message(
     conn: aiosqlite.Connection,
     conversation_id: int,
     sender_id: int,
+    recipient_id: int,
     body: str,
     client_id: str | None,
     now: str,
-) -> Message:
-    _, message_id = await change(
+) -> Message | None:
+    """Store a message; None when either member blocked the other or `client_id` was used.
+
+    One statement, because each is a round trip while the write lock is held. A trigger
+    (migration 3) moves the conversation's `updated_at` along with it.
+    """
+    changed, message_id = await change(
         conn,
         "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (conversation_id, sender_id, body, client_id, now),
+        "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE "
+        "(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)) "
+        "ON CONFLICT DO NOTHING",
+        (
+            *(conversation_id, sender_id, body, client_id, now),
+            *(sender_id, recipient_id, recipient_id, sender_id),
+        ),
     )
+    if changed != 1:
+        return None
     return Message(message_id, conversation_id, sender_id, body, now, client_id)
 
 

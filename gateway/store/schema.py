@@ -138,6 +138,13 @@ MIGRATIONS: tuple[str, ...] = (
         OR NEW.details IS NOT OLD.details OR NEW.created_at IS NOT OLD.created_at
     BEGIN SELECT RAISE(ABORT, 'audit_log entries are append-only'); END;
     """,
+    # 3: a stored message moves its conversation up the inbox in the same statement.
+    """
+    CREATE TRIGGER messages_touch_conversation AFTER INSERT ON messages
+    BEGIN
+        UPDATE conversations SET updated_at = NEW.created_at WHERE id = NEW.conversation_id;
+    END;
+    """,
 )
 
 
