@@ -21,6 +21,10 @@ async def start(client: QuartClient, cookie: str, peer_id: int, **origin: Any) -
     return response
 
 
+async def new_conversation(client: QuartClient, cookie: str, peer_id: int) -> int:
+    return int((await (await start(client, cookie, peer_id)).get_json())["conversation"]["id"])
+
+
 async def send(
     client: QuartClient, cookie: str, conversation_id: int, body: str, **extra: Any
 ) -> Any:
@@ -121,9 +125,7 @@ async def test_rejects_an_unknown_origin_type(client: QuartClient, cookies: dict
 async def test_messages_are_trimmed_stored_and_listed_in_order(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     first = await send(client, cookies[ALICE], conversation_id, "  hello bob \n")
     assert first.status_code == 201
     message = (await first.get_json())["message"]
@@ -143,9 +145,7 @@ async def test_messages_are_trimmed_stored_and_listed_in_order(
 async def test_rejects_empty_or_overlong_bodies(
     client: QuartClient, cookies: dict[int, str], body: str
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     response = await send(client, cookies[ALICE], conversation_id, body)
     assert response.status_code == 400
     assert (await response.get_json())["error"]["code"] == "invalid_body"
@@ -154,9 +154,7 @@ async def test_rejects_empty_or_overlong_bodies(
 async def test_accepts_exactly_4000_characters(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     # Four-byte characters, sent as raw UTF-8 the way browsers send JSON: still under 16 KiB.
     response = await client.post(
         f"/api/conversations/{conversation_id}/messages",
@@ -170,9 +168,7 @@ async def test_accepts_exactly_4000_characters(
 async def test_request_body_over_16_kib_is_413(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     response = await send(client, cookies[ALICE], conversation_id, "x" * 17_000)
     assert response.status_code == 413
     assert (await response.get_json())["error"]["code"] == "payload_too_large"
@@ -181,9 +177,7 @@ async def test_request_body_over_16_kib_is_413(
 async def test_a_retry_with_the_same_client_id_stores_nothing_new(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     first = await send(client, cookies[ALICE], conversation_id, "once", client_id="c-1")
     again = await send(client, cookies[ALICE], conversation_id, "once", client_id="c-1")
     assert (first.status_code, again.status_code) == (201, 200)
@@ -200,9 +194,7 @@ async def test_a_retry_with_the_same_client_id_stores_nothing_new(
 async def test_concurrent_retries_store_one_message(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     responses = await asyncio.gather(
         *(send(client, cookies[ALICE], conversation_id, "hi", client_id="same") for _ in range(8))
     )
@@ -213,10 +205,8 @@ async def test_concurrent_retries_store_one_message(
 async def test_reusing_a_client_id_in_another_conversation_is_a_conflict(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    with_bob = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"]["id"]
-    with_carol = (await (await start(client, cookies[ALICE], CAROL)).get_json())["conversation"][
-        "id"
-    ]
+    with_bob = await new_conversation(client, cookies[ALICE], BOB)
+    with_carol = await new_conversation(client, cookies[ALICE], CAROL)
     await send(client, cookies[ALICE], with_bob, "hi", client_id="k")
     response = await send(client, cookies[ALICE], with_carol, "hi", client_id="k")
     assert response.status_code == 409
@@ -225,9 +215,8 @@ async def test_reusing_a_client_id_in_another_conversation_is_a_conflict(
 async def test_non_participants_cannot_tell_a_conversation_exists(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
+    await send(client, cookies[ALICE], conversation_id, "hi")  # the members are now cached
     paths = [
         ("GET", f"/api/conversations/{conversation_id}", None),
         ("GET", f"/api/conversations/{conversation_id}/messages", None),
@@ -253,9 +242,7 @@ async def test_sending_is_rechecked_against_visibility(
 ) -> None:
     import sqlite3
 
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     with sqlite3.connect(app_db) as db:  # the main app makes bob private
         db.execute("UPDATE users SET sync_scope = 'private' WHERE id = ?", (BOB,))
     response = await send(client, cookies[ALICE], conversation_id, "still there?")
@@ -266,9 +253,7 @@ async def test_sending_is_rechecked_against_visibility(
 async def test_pages_of_history_walk_backwards_and_forwards(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    conversation_id = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"][
-        "id"
-    ]
+    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
     for n in range(7):
         await send(client, cookies[ALICE], conversation_id, f"m{n}")
     url = f"/api/conversations/{conversation_id}/messages"
@@ -302,10 +287,8 @@ async def test_pages_of_history_walk_backwards_and_forwards(
 async def test_inbox_orders_by_activity_and_counts_unread_until_read(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    with_bob = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"]["id"]
-    with_carol = (await (await start(client, cookies[ALICE], CAROL)).get_json())["conversation"][
-        "id"
-    ]
+    with_bob = await new_conversation(client, cookies[ALICE], BOB)
+    with_carol = await new_conversation(client, cookies[ALICE], CAROL)
     await send(client, cookies[BOB], with_bob, "one")
     last = await (await send(client, cookies[BOB], with_bob, "two")).get_json()
     await send(client, cookies[CAROL], with_carol, "hey")
@@ -339,10 +322,8 @@ async def test_inbox_orders_by_activity_and_counts_unread_until_read(
 async def test_read_pointer_must_name_a_message_of_the_conversation(
     client: QuartClient, cookies: dict[int, str]
 ) -> None:
-    with_bob = (await (await start(client, cookies[ALICE], BOB)).get_json())["conversation"]["id"]
-    with_carol = (await (await start(client, cookies[ALICE], CAROL)).get_json())["conversation"][
-        "id"
-    ]
+    with_bob = await new_conversation(client, cookies[ALICE], BOB)
+    with_carol = await new_conversation(client, cookies[ALICE], CAROL)
     other = await (await send(client, cookies[CAROL], with_carol, "hey")).get_json()
     response = await client.post(
         f"/api/conversations/{with_bob}/read",
