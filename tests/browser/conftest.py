@@ -49,6 +49,7 @@ def browser() -> Iterator[Any]:
     if executable is None:
         pytest.skip("no Chromium found (install Debian's `chromium` package or set WB_CHROMIUM)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    sync_api.expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:

@@ -8,7 +8,7 @@ import csv
 import hashlib
 import io
 import json
-import shutil
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,45 +16,20 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from gateway.localserver import LocalGateway
 from gateway.store import DirectoryEntry, create_directory
+from tests.browser.conftest import TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
 ALICE, BOB, MOD, ADMIN = 1, 2, 9, 10
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=ARGS,
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[LocalGateway]:
+    # Overrides conftest's demo-mode gateway: this one reads a main-app directory with roles.
     app_db = tmp_path / "app.db"
     members = [
         DirectoryEntry(ALICE, "alice", sync_scope="public"),
@@ -91,8 +66,8 @@ def reported(gateway: LocalGateway) -> dict[str, int]:
     return {"conversation_id": cid, "message_id": mid}
 
 
-def open_page(chromium: Any, gw: LocalGateway, user_id: int | None) -> tuple[Any, Any, list[str]]:
-    context = chromium.new_context(accept_downloads=True)
+def open_page(browser: Any, gw: LocalGateway, user_id: int | None) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(accept_downloads=True)
     context.set_default_timeout(TIMEOUT_MS)
     if user_id is not None:
         context.add_cookies(
@@ -108,9 +83,9 @@ def open_page(chromium: Any, gw: LocalGateway, user_id: int | None) -> tuple[Any
 
 @pytest.mark.parametrize(("user_id", "text"), [(ALICE, "Not allowed"), (None, "not signed in")])
 def test_a_member_is_told_they_are_not_allowed(
-    chromium: Any, gateway: LocalGateway, reported: dict[str, int], user_id: int | None, text: str
+    browser: Any, gateway: LocalGateway, reported: dict[str, int], user_id: int | None, text: str
 ) -> None:
-    context, page, problems = open_page(chromium, gateway, user_id)
+    context, page, problems = open_page(browser, gateway, user_id)
     try:
         page.locator("#refused").wait_for(state="visible")
         assert text in page.locator("#refused").inner_text()
@@ -125,9 +100,9 @@ def test_a_member_is_told_they_are_not_allowed(
 
 
 def test_moderator_resolves_a_report_and_downloads_an_audited_export(
-    chromium: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
+    browser: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
 ) -> None:
-    context, page, problems = open_page(chromium, gateway, MOD)
+    context, page, problems = open_page(browser, gateway, MOD)
     try:
         page.get_by_text("Signed in as mod (moderator).").wait_for()
         report = page.locator(".report").first
@@ -147,7 +122,7 @@ def test_moderator_resolves_a_report_and_downloads_an_audited_export(
         page.select_option("#export-scope", "metadata")
         page.select_option("#export-format", "csv")
         page.get_by_role("button", name="Download export").click()
-        assert "reason is required" in page.locator("#export-error").inner_text()
+        expect(page.locator("#export-error")).to_contain_text("reason is required")
 
         page.fill("#export-reason", "case 7: threat report")
         with page.expect_download() as download_info:
@@ -164,9 +139,11 @@ def test_moderator_resolves_a_report_and_downloads_an_audited_export(
         assert manifest["generated_by"]["username"] == "mod"
         assert [r["body"] for r in rows if r["record"] == "message"] == ["", ""]
 
-        page.locator("#export-result").wait_for(state="visible")
-        assert page.locator("#export-sha").inner_text() == hashlib.sha256(data).hexdigest()
-        assert page.locator("#export-rows").inner_text() == "3"
+        # The page fills these in after the download, from the export's audit entry.
+        expect(page.locator("#export-result")).to_be_visible()
+        expect(page.locator("#export-sha")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+        expect(page.locator("#export-sha")).to_have_text(hashlib.sha256(data).hexdigest())
+        expect(page.locator("#export-rows")).to_have_text("3")
         assert not problems, problems
     finally:
         context.close()
@@ -177,9 +154,9 @@ def test_moderator_resolves_a_report_and_downloads_an_audited_export(
 
 
 def test_moderator_sees_the_refusal_of_a_full_export(
-    chromium: Any, gateway: LocalGateway, reported: dict[str, int]
+    browser: Any, gateway: LocalGateway, reported: dict[str, int]
 ) -> None:
-    context, page, _ = open_page(chromium, gateway, MOD)
+    context, page, _ = open_page(browser, gateway, MOD)
     try:
         page.locator("#tools").wait_for(state="visible")
         # Even if the page is tampered with, the server refuses a full export to a moderator.
@@ -195,9 +172,9 @@ def test_moderator_sees_the_refusal_of_a_full_export(
 
 
 def test_admin_downloads_a_full_export(
-    chromium: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
+    browser: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
 ) -> None:
-    context, page, problems = open_page(chromium, gateway, ADMIN)
+    context, page, problems = open_page(browser, gateway, ADMIN)
     try:
         page.get_by_text("Signed in as admin (admin).").wait_for()
         page.fill("#export-member", str(BOB))
