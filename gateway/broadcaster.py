@@ -9,7 +9,7 @@ the event log and hands everything over in order through `publish_from_log`.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 
 from gateway.models import Event
@@ -20,53 +20,62 @@ class SubscriptionClosed(Exception):
 
 
 class Subscription:
-    def __init__(self, user_id: int, queue_size: int) -> None:
+    """One stream's or poll's bounded buffer of events.
+
+    A deque and one future rather than an asyncio.Queue and wait_for: thousands of streams
+    sit here for hours, so each saves the Queue's bookkeeping and a Task per wait.
+    """
+
+    def __init__(self, user_id: int, limit: int) -> None:
         self.user_id = user_id
         self.lagged = False
         self.closed = False
-        # One spare slot, so a close can always wake a waiting consumer.
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size + 1)
-        self._limit = queue_size
+        self._events: deque[Event] = deque()
+        self._limit = limit
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, event: Event) -> bool:
-        """Queue an event; False once this subscription fell too far behind to keep."""
+        """Buffer an event; False once this subscription fell too far behind to keep."""
         if self.closed:
             return False
-        if self._queue.qsize() >= self._limit:
+        if len(self._events) >= self._limit:
             self.lagged = True
             self.close()
             return False
-        self._queue.put_nowait(event)
+        self._events.append(event)
+        self._wake()
         return True
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._queue.put_nowait(None)
+        self.closed = True
+        self._wake()
 
     async def next(self, timeout: float) -> Event | None:
         """The next event, or None when nothing arrived within `timeout` seconds."""
-        if self.closed and self._queue.empty():
+        if not self._events and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        # A lagging consumer stops at once: it resumes from its cursor, not from a backlog.
+        # A closed one (shutdown) first takes what it was already given.
+        if self.lagged or not self._events:
             raise SubscriptionClosed
-        try:
-            event = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-        if event is None or self.lagged:
-            # A lagging consumer stops at once: it resumes from its cursor, not from a backlog.
-            raise SubscriptionClosed
-        return event
+        return self._events.popleft()
 
     def drain(self) -> list[Event]:
-        """Events already queued, taken without waiting, so they can be written together."""
-        events: list[Event] = []
-        while not self._queue.empty():
-            event = self._queue.get_nowait()
-            if event is None:
-                self._queue.put_nowait(None)  # keep the close for the next call to next()
-                break
-            events.append(event)
+        """Events already buffered, taken without waiting, so they can be written together."""
+        events = list(self._events)
+        self._events.clear()
         return events
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class Broadcaster:
