@@ -15,6 +15,7 @@ import aiosqlite
 
 from gateway.store.connections import ReadPool, Transaction, Writer, connect
 from gateway.store.directory import DEMO_MEMBERS, Directory, DirectoryEntry, create_directory
+from gateway.store.process_lock import ProcessLock
 from gateway.store.schema import migrate
 
 __all__ = ["DEMO_MEMBERS", "Directory", "DirectoryEntry", "MessagingStore", "create_directory"]
@@ -37,7 +38,7 @@ class MessagingStore:
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await migrate(conn)
-        writer = Writer(conn, write_batch_size)
+        writer = Writer(conn, write_batch_size, ProcessLock(path.with_name(path.name + ".lock")))
         writer.start()
         reads = await ReadPool.open(path, read_connections)
         return cls(writer, reads)

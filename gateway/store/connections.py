@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from gateway.exceptions import Unavailable
+from gateway.store.process_lock import ProcessLock
 
 T = TypeVar("T")
 Transaction = Callable[[aiosqlite.Connection], Awaitable[T]]
@@ -44,9 +45,10 @@ async def connect(
 class Writer:
     """The single owner of a database's write connection."""
 
-    def __init__(self, conn: aiosqlite.Connection, batch_size: int) -> None:
+    def __init__(self, conn: aiosqlite.Connection, batch_size: int, lock: ProcessLock) -> None:
         self._conn = conn
         self._batch_size = batch_size
+        self._lock = lock
         self._jobs: asyncio.Queue[tuple[Transaction[Any], asyncio.Future[Any]] | None] = (
             asyncio.Queue()
         )
@@ -70,6 +72,7 @@ class Writer:
             self._jobs.put_nowait(None)
             await self._task
         await self._conn.close()
+        self._lock.close()
 
     async def _run(self) -> None:
         while True:
@@ -106,6 +109,13 @@ class Writer:
 
     async def _together(self, jobs: list[Transaction[Any]]) -> list[tuple[bool, Any]]:
         """Every job in one transaction and one fsync; no savepoints, as failures are rare."""
+        await self._lock.acquire()
+        try:
+            return await self._in_transaction(jobs)
+        finally:
+            self._lock.release()
+
+    async def _in_transaction(self, jobs: list[Transaction[Any]]) -> list[tuple[bool, Any]]:
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
