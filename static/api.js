@@ -75,6 +75,9 @@ export const api = {
     (await post(`/api/conversations/${id}/messages`, { body, client_id: clientId })).data.message,
   markRead: async (id, messageId) =>
     (await post(`/api/conversations/${id}/read`, { message_id: messageId })).data.read,
+  /** A compose opened from a request, profile or suggestion (the introductions metric). */
+  recordIntent: async (peerId, origin) =>
+    (await post("/api/intents", { peer_id: peerId, origin })).data.intent,
   /** Long poll; without `after` it only returns the current cursor. */
   events: (after, wait, signal) => {
     const query = after === null || after === undefined ? "" : `?after=${after}&wait=${wait}`;

@@ -1,6 +1,7 @@
 // app.js — owns start-up and wiring: who is signed in (or the signed-out / demo screen),
 // the first inbox load, the live feed, routing between inbox and thread (#/c/ID), the
-// deep link /?with=USERNAME&origin=TYPE:REF, and the connection indicator.
+// deep link /?with=USERNAME&origin=TYPE:REF (recording the introduction intent first), and
+// the connection indicator.
 
 import { api, ApiError, onUnauthenticated } from "./api.js";
 import { announce, avatar, byId, el, toast } from "./dom.js";
@@ -138,7 +139,17 @@ async function deepLink() {
       toast(`You can't message ${username}.`);
       return false;
     }
-    const conversation = inbox.upsert(await api.startConversation(peer.user_id, origin));
+    if (origin.type !== "inbox") {
+      // Counted for the introductions metric before anything else happens; never in the way.
+      try {
+        await api.recordIntent(peer.user_id, origin);
+      } catch {
+        // A lost intent only makes the metric a little low.
+      }
+    }
+    // An existing conversation opens as it is (even a blocked one, to read its history).
+    const conversation = inbox.findByPeer(peer.user_id)
+      || inbox.upsert(await api.startConversation(peer.user_id, origin));
     history.replaceState(null, "", `/#/c/${conversation.id}`);
     await route();
     return true;
