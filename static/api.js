@@ -78,6 +78,16 @@ export const api = {
   /** A compose opened from a request, profile or suggestion (the introductions metric). */
   recordIntent: async (peerId, origin) =>
     (await post("/api/intents", { peer_id: peerId, origin })).data.intent,
+  /** Whom the signed-in member blocked (never who blocked them): [{member, created_at}]. */
+  blocks: async () => (await get("/api/blocks")).blocks,
+  block: async (memberId) => (await post("/api/blocks", { member_id: memberId })).data.block,
+  unblock: (memberId) => request("DELETE", `/api/blocks/${memberId}`),
+  /** {report, created}: created is false when the same open report already existed. */
+  report: async (conversationId, messageId, category, note) => {
+    const { status, data } = await post("/api/reports",
+      { conversation_id: conversationId, message_id: messageId, category, note });
+    return { report: data.report, created: status === 201 };
+  },
   /** Long poll; without `after` it only returns the current cursor. */
   events: (after, wait, signal) => {
     const query = after === null || after === undefined ? "" : `?after=${after}&wait=${wait}`;

@@ -1,13 +1,14 @@
 // app.js — owns start-up and wiring: who is signed in (or the signed-out / demo screen),
 // the first inbox load, the live feed, routing between inbox and thread (#/c/ID), the
-// deep link /?with=USERNAME&origin=TYPE:REF (recording the introduction intent first), and
-// the connection indicator.
+// deep link /?with=USERNAME&origin=TYPE:REF (recording the introduction intent first), the
+// connection indicator, and handing the member's blocks to the safety tools.
 
 import { api, ApiError, onUnauthenticated } from "./api.js";
 import { announce, avatar, byId, el, toast } from "./dom.js";
 import { Inbox } from "./inbox.js";
 import { LiveFeed } from "./live.js";
 import { Picker } from "./picker.js";
+import { Safety } from "./safety.js";
 import { Thread } from "./thread.js";
 
 const ORIGIN_TYPES = new Set(["request", "profile", "suggestion", "inbox"]);
@@ -217,8 +218,14 @@ async function main() {
   document.body.dataset.userId = String(me.user_id);
   byId("me-name").textContent = me.username;
 
-  inbox = new Inbox(me.user_id);
-  thread = new Thread(me, { inbox, isVisible, onSent: (message) => inbox.applyMessage(message, true) });
+  const safety = new Safety({
+    onChange: () => {
+      inbox.render();
+      thread.refreshFailed();
+    },
+  });
+  inbox = new Inbox(me.user_id, { isBlocked: (userId) => safety.isBlocked(userId) });
+  thread = new Thread(me, { inbox, safety, isVisible, onSent: (message) => inbox.applyMessage(message, true) });
   const picker = new Picker(startWith);
   byId("new-conversation").addEventListener("click", (event) => picker.open(event.currentTarget));
   byId("thread-back").addEventListener("click", () => {
@@ -233,15 +240,25 @@ async function main() {
   let cursor;
   let conversations;
   let demoMembers;
+  let blocks;
   try {
     // The cursor first: whatever happens after it is replayed by the feed and deduplicated.
     cursor = (await api.events()).cursor;
-    [{ conversations }, demoMembers] = await Promise.all([api.conversations(), api.demoMembers()]);
+    [{ conversations }, demoMembers, blocks] = await Promise.all([
+      api.conversations(),
+      api.demoMembers(),
+      // Without the list a blocked conversation still refuses sends, and says so then.
+      api.blocks().catch((error) => {
+        if (error instanceof ApiError && error.status === 401) throw error;
+        return [];
+      }),
+    ]);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return showSignedOut();
     return showFatal();
   }
   byId("sign-out").hidden = !demoMembers;
+  safety.setBlocks(blocks);
   inbox.setAll(conversations);
   show("app");
 

@@ -1,12 +1,15 @@
 // inbox.js — owns the conversation list: its state (one entry per conversation, as the
 // signed-in member sees it), live updates from message/conversation/read events, unread
-// badges, ordering (most recent first) and rendering into #conversation-list.
+// badges, ordering (most recent first) and rendering into #conversation-list (with a quiet
+// "Blocked" tag on conversations with someone the member blocked).
 
 import { avatar, byId, el, fullTime, shortTime } from "./dom.js";
 
 export class Inbox {
-  constructor(meId) {
+  /** isBlocked(userId) says whether the member blocked that peer. */
+  constructor(meId, { isBlocked = () => false } = {}) {
     this.meId = meId;
+    this.isBlocked = isBlocked;
     this.conversations = new Map(); // id -> conversation JSON, kept current by events
     this.activeId = null;
     this.nodes = new Map(); // id -> <li>
@@ -151,11 +154,12 @@ export class Inbox {
     const when = last?.created_at || c.created_at;
     const unread = c.unread_count;
     const active = c.id === this.activeId;
-    const signature = JSON.stringify([c.peer.username, preview, when, unread, active]);
+    const blocked = this.isBlocked(c.peer.user_id);
+    const signature = JSON.stringify([c.peer.username, preview, when, unread, active, blocked]);
     let node = this.nodes.get(c.id);
     if (node && node.dataset.signature === signature) return node;
 
-    const label = `${c.peer.username}${unread ? `, ${unread} unread` : ""}`;
+    const label = `${c.peer.username}${blocked ? ", blocked" : ""}${unread ? `, ${unread} unread` : ""}`;
     const link = el("a", {
       href: `#/c/${c.id}`,
       class: "conversation",
@@ -167,6 +171,7 @@ export class Inbox {
     el("span", { class: "conversation-text" },
       el("span", { class: "conversation-top" },
         el("span", { class: "conversation-name", text: c.peer.username }),
+        blocked ? el("span", { class: "tag", "aria-hidden": "true", text: "Blocked" }) : null,
         el("time", { class: "conversation-time", datetime: when, title: fullTime(when), text: shortTime(when) })),
       el("span", { class: "conversation-bottom" },
         el("span", { class: `conversation-preview${last ? "" : " muted"}`, id: `preview-${c.id}`, text: preview }),

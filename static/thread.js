@@ -1,7 +1,8 @@
 // thread.js — owns the open conversation: loading its latest page and older pages on
 // scroll-up, inserting live messages in id order without duplicates, optimistic sends with
 // a client_id (pending -> sent, or failed with a retry that reuses the client_id), the
-// composer (Enter sends, Shift+Enter newline, 4000-character counter) and the read pointer.
+// composer (Enter sends, Shift+Enter newline, 4000-character counter), the read pointer, and
+// each peer message's Report button (the dialog and the block state belong to safety.js).
 
 import { api, ApiError, newClientId } from "./api.js";
 import { announce, avatar, byId, charLength, clockTime, dayKey, dayLabel, el, fullTime, toast } from "./dom.js";
@@ -14,7 +15,7 @@ const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
 const pendingByConversation = new Map();
 
 export class Thread {
-  /** hooks: inbox (Inbox), onSent(message), isVisible() */
+  /** hooks: inbox (Inbox), safety (Safety), onSent(message), isVisible() */
   constructor(me, hooks) {
     this.me = me;
     this.hooks = hooks;
@@ -60,8 +61,11 @@ export class Thread {
     }, { passive: true });
     this.loadOlderButton.addEventListener("click", () => this.loadOlder());
     this.list.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-retry]");
-      if (button) this.retry(button.dataset.retry);
+      const retry = event.target.closest("button[data-retry]");
+      if (retry) this.retry(retry.dataset.retry);
+      const report = event.target.closest("button[data-report]");
+      const message = report && this.messages.get(Number(report.dataset.report));
+      if (message) this.hooks.safety.openReport(this.conversation, message, report);
     });
     this.updateCounter();
   }
@@ -92,6 +96,7 @@ export class Thread {
     byId("thread-title").textContent = conversation.peer.username;
     byId("thread-avatar").replaceWith(Object.assign(avatar(conversation.peer), { id: "thread-avatar" }));
     this.input.placeholder = `Message ${conversation.peer.username}…`;
+    this.hooks.safety.show(conversation);
     if (switching) {
       this.input.value = "";
       this.updateCounter();
@@ -114,7 +119,10 @@ export class Thread {
     this.updateHistory();
     this.decorate();
     this.scrollToBottom();
-    if (focusComposer) this.input.focus({ preventScroll: true });
+    if (focusComposer) {
+      // In a blocked conversation the composer is replaced by a notice: focus the title.
+      (byId("composer").hidden ? byId("thread-title") : this.input).focus({ preventScroll: true });
+    }
     this.markRead();
   }
 
@@ -190,6 +198,7 @@ export class Thread {
       if (stick) this.scrollToBottom();
       else if (!mine) this.jump.hidden = false; // don't yank a reader who scrolled up
       if (!mine) {
+        this.hooks.safety.peerSpoke(this.id);
         announce(`New message from ${this.conversation.peer.username}: ${message.body}`);
         this.markRead();
       }
@@ -229,15 +238,22 @@ export class Thread {
     } else if (state === "pending") {
       meta.append(el("span", { class: "status", text: "Sending…" }));
     } else {
-      meta.append(
-        el("span", { class: "status", role: "alert", text: message.error || "Not sent." }),
-        el("button", { type: "button", class: "link-button retry", "data-retry": message.client_id, text: "Retry" }),
-      );
+      meta.append(el("span", { class: "status", role: "alert", text: message.error || "Not sent." }));
+      // No retry while this pair can't message each other: the notice below says why.
+      if (this.hooks.safety.canSend(message.conversation_id)) {
+        meta.append(el("button", { type: "button", class: "link-button retry", "data-retry": message.client_id, text: "Retry" }));
+      }
     }
+    const bubble = el("div", { class: "bubble" },
+      el("span", { class: "visually-hidden", text: `${who}: ` }),
+      bodyWithLinks(message.body));
+    const reportable = !mine && state === "sent" && message.id !== null && message.id !== undefined;
     node.replaceChildren(
-      el("div", { class: "bubble" },
-        el("span", { class: "visually-hidden", text: `${who}: ` }),
-        bodyWithLinks(message.body)),
+      reportable
+        ? el("div", { class: "bubble-row" }, bubble,
+          el("button", { type: "button", class: "report-button", "data-report": message.id,
+            "aria-label": `Report message from ${who}`, title: "Report to the moderators", text: "Report" }))
+        : bubble,
       meta,
     );
   }
@@ -301,14 +317,28 @@ export class Thread {
     } catch (error) {
       const stillPending = pendingByConversation.get(conversationId)?.get(clientId);
       if (!stillPending) return; // the live feed already brought the stored message
-      const reason = error instanceof ApiError && !error.retriable && error.message
+      const blocked = error instanceof ApiError && error.code === "blocked";
+      stillPending.error = !blocked && error instanceof ApiError && !error.retriable && error.message
         ? `Not sent: ${error.message}` : "Not sent.";
-      this.fillMessage(stillPending.node,
-        { id: null, conversation_id: conversationId, sender_id: this.me.user_id, body,
-          client_id: clientId, created_at: new Date().toISOString(), error: reason },
-        "failed");
-      if (conversationId === this.id) this.decorate();
+      stillPending.failed = true;
+      if (blocked) this.hooks.safety.refusedSend(conversationId); // shows the notice
+      this.showFailed(stillPending);
     }
+  }
+
+  showFailed(pending) {
+    this.fillMessage(pending.node,
+      { id: null, conversation_id: pending.conversationId, sender_id: this.me.user_id,
+        body: pending.body, client_id: pending.clientId, created_at: new Date().toISOString(),
+        error: pending.error },
+      "failed");
+    if (pending.conversationId === this.id) this.decorate();
+  }
+
+  /** Who may message whom changed: failed sends offer Retry only when it can work. */
+  refreshFailed() {
+    if (this.id === null) return;
+    for (const pending of this.pending().values()) if (pending.failed) this.showFailed(pending);
   }
 
   confirmed(message) {
@@ -323,6 +353,7 @@ export class Thread {
   retry(clientId) {
     const pending = this.pending().get(clientId);
     if (!pending) return;
+    pending.failed = false;
     this.fillMessage(pending.node,
       { id: null, conversation_id: pending.conversationId, sender_id: this.me.user_id,
         body: pending.body, client_id: clientId, created_at: new Date().toISOString() },
