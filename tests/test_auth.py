@@ -13,8 +13,9 @@ import pytest
 from itsdangerous import TimestampSigner
 from quart.testing import QuartClient
 
+from gateway import mint
 from gateway.app import create_app
-from gateway.auth import sign_session
+from gateway.auth import read_session, sign_session
 from gateway.config import Settings
 from tests.conftest import ALICE, BOB, COOKIE, SECRET, as_member, starlette_cookie
 
@@ -166,3 +167,14 @@ async def test_demo_mode_seeds_members_and_signs_them_in(tmp_path: Path) -> None
     async with app.test_app() as test_app:
         me = await test_app.test_client().get("/api/me", headers={"Cookie": f"{COOKIE}={cookie}"})
         assert me.status_code == 200
+
+
+def test_mint_cli_prints_a_cookie_the_gateway_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mint.main(["--user-id", "3", "--session-id", "s-9", "--secret", SECRET]) == 0
+    cookie = capsys.readouterr().out.strip()
+    assert read_session(cookie, (SECRET,), max_age=60) == {"user_id": 3, "session_id": "s-9"}
+
+
+def test_mint_cli_needs_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mint.main(["--user-id", "3"]) == 2
+    assert "WB_SESSION_SECRET" in capsys.readouterr().err
