@@ -166,6 +166,21 @@ def sign_in(browser: Any, gateway: LocalGateway) -> Iterator[Callable[..., Membe
         assert member.errors == [], f"uncaught errors in {member.name}'s page: {member.errors}"
 
 
+def open_thread(member: Member, peer: str) -> None:
+    """Open the conversation with `peer` from the inbox and wait until its messages loaded."""
+    from playwright.sync_api import expect
+
+    member.page.locator("#conversation-list a", has_text=peer).click()
+    expect(member.page.locator("#thread-title")).to_have_text(peer)
+    expect(member.page.locator("#thread-body")).not_to_have_attribute("aria-busy", "true")
+
+
+def wait_live(page: Any, timeout: float = TIMEOUT_MS) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from gateway.localserver import LocalGateway
+from tests.browser.conftest import open_thread, wait_live
 
 pytestmark = pytest.mark.browser
 
@@ -24,18 +25,8 @@ def texts(page: Page) -> list[str]:
     return page.locator("#message-list li.message .text").all_inner_texts()
 
 
-def open_thread(member: Any, peer: str) -> None:
-    member.page.locator("#conversation-list a", has_text=peer).click()
-    expect(member.page.locator("#thread-title")).to_have_text(peer)
-    expect(member.page.locator("#thread-body")).not_to_have_attribute("aria-busy", "true")
-
-
 def badge(page: Page, peer: str) -> Any:
     return page.locator("#conversation-list li", has_text=peer).locator(".badge")
-
-
-def wait_live(page: Page, timeout: float = 10_000) -> None:
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=timeout)
 
 
 def test_signed_out_page_offers_demo_members(browser: Any, gateway: LocalGateway) -> None:
