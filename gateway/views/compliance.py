@@ -1,4 +1,4 @@
-"""The moderator page, the scoped export download, and the operators' metrics."""
+"""The scoped export download and the operators' metrics."""
 
 from __future__ import annotations
 
