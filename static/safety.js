@@ -150,6 +150,8 @@ export class Safety {
       this.setBusy(false);
     }
     this.changed();
+    // The dialog could not give the focus back to a button that was disabled while busy.
+    if (!this.blockDialog.open) this.headButton.focus({ preventScroll: true });
   }
 
   async unblock() {

@@ -152,6 +152,7 @@ def test_blocking_from_the_thread_stops_both_sides_until_unblocked(sign_in: Any)
     expect(notice.locator("#safety-notice-title")).to_have_text("You blocked bob.")
     expect(page.locator("#composer")).to_be_hidden()
     expect(page.get_by_role("button", name="Unblock bob")).to_be_visible()
+    expect_focus(page, "thread-block")  # the focus is not lost when the dialog closes
     expect(page.locator("#conversation-list li", has_text="bob").locator(".tag")).to_have_text(
         "Blocked"
     )
