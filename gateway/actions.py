@@ -1,7 +1,9 @@
-"""Domain actions: the only code that changes messaging.db and publishes events.
+"""Domain actions on conversations and messages, the only code that publishes events.
 
 Each action checks what the member may do, writes one transaction through the store's
-writer, and publishes the events that transaction wrote only after it committed.
+writer, and publishes the events that transaction wrote only after it committed. The other
+writers of messaging.db are the moderation actions (`moderation`, `review`, `export`),
+which publish nothing.
 """
 
 from __future__ import annotations
