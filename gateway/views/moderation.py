@@ -108,8 +108,7 @@ async def reports() -> dict[str, Any]:
     status = request.args.get("status", "open")
     if status not in ("open", "resolved"):
         raise InvalidRequest("`status` must be open or resolved.")
-    before = query_int("before", minimum=1)
-    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    before, limit = page_args()
     views = await review.reports_queue(
         services(), member, cast(ReportStatus, status), before, limit
     )
@@ -129,8 +128,7 @@ async def resolve(report_id: int) -> dict[str, Any]:
 @blueprint.get("/moderation/audit")
 async def audit() -> dict[str, Any]:
     member = await current_member()
-    before = query_int("before", minimum=1)
-    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    before, limit = page_args()
     entries = await review.audit_log(services(), member, before, limit)
     return {"entries": [entry.to_json() for entry in entries]}
 
@@ -138,8 +136,7 @@ async def audit() -> dict[str, Any]:
 @blueprint.get("/moderation/log")
 async def compliance_log() -> dict[str, Any]:
     member = await current_member()
-    before = query_int("before", minimum=1)
-    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    before, limit = page_args()
     entries = await review.compliance_log(services(), member, before, limit)
     return {"entries": [entry.to_json() for entry in entries]}
 
@@ -148,3 +145,9 @@ async def compliance_log() -> dict[str, Any]:
 async def export_entry(export_id: int) -> dict[str, Any]:
     entry = await review.export_entry(services(), await current_member(), export_id)
     return {"export": entry.to_json()}
+
+
+def page_args() -> tuple[int | None, int]:
+    """`before` (an id to page back from) and `limit` of a newest-first listing."""
+    before = query_int("before", minimum=1)
+    return before, query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
