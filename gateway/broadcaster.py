@@ -84,6 +84,8 @@ class Broadcaster:
         self._subscriptions: defaultdict[int, set[Subscription]] = defaultdict(set)
         # Called when published ids skip some: the relay then reads them from the log.
         self.on_gap: Callable[[], None] = lambda: None
+        # Called when this worker committed events, so other workers can be told at once.
+        self.on_published: Callable[[], None] = lambda: None
         self.last_published = 0
         self.delivered = 0
 
@@ -108,6 +110,7 @@ class Broadcaster:
         """Deliver events this worker just committed, unless that would skip over others."""
         if not events:
             return
+        self.on_published()
         if events[0].id != self.last_published + 1:
             if events[-1].id > self.last_published:
                 self.on_gap()

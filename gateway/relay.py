@@ -2,7 +2,8 @@
 
 The database is the source of truth: every event is a row before anyone hears of it. With
 several Hypercorn workers, each worker's relay reads rows newer than the last one its
-broadcaster delivered, every `poll_seconds`, or at once when the broadcaster noticed a gap.
+broadcaster delivered: at once when another worker rings its doorbell after a commit or
+when the broadcaster noticed a gap, and every `poll_seconds` in any case.
 SQLite serialises writers, so ids become visible in order and a tail by id misses nothing.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 from gateway.broadcaster import Broadcaster
+from gateway.doorbell import Doorbell
 from gateway.store import MessagingStore, messaging
 
 log = logging.getLogger(__name__)
@@ -22,14 +25,20 @@ BATCH = 1000
 
 class Relay:
     def __init__(
-        self, store: MessagingStore, broadcaster: Broadcaster, poll_seconds: float
+        self,
+        store: MessagingStore,
+        broadcaster: Broadcaster,
+        poll_seconds: float,
+        database: Path,
     ) -> None:
         self._store = store
         self._broadcaster = broadcaster
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._doorbell = Doorbell(database, self.wake)
         broadcaster.on_gap = self.wake
+        broadcaster.on_published = self._doorbell.ring
 
     async def start(self) -> None:
         async with self._store.reading() as conn:
@@ -37,11 +46,13 @@ class Relay:
         # Streams replay older events from the log themselves; live delivery starts here.
         self._broadcaster.last_published = newest
         self._task = asyncio.create_task(self._run(), name="event-relay")
+        self._doorbell.open()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def close(self) -> None:
+        self._doorbell.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -77,7 +77,7 @@ class Services:
         directory = await Directory.open(app_db, settings.read_connections)
         session_secrets = settings.session_secrets or (demo_secret(settings),)
         broadcaster = Broadcaster(settings.stream_queue_size)
-        relay = Relay(store, broadcaster, settings.relay_poll_seconds)
+        relay = Relay(store, broadcaster, settings.relay_poll_seconds, settings.messaging_db)
         await relay.start()
         retention = EventRetention(store, settings.event_retention_days)
         retention.start()

@@ -9,6 +9,8 @@ from typing import Any
 from quart import Quart
 from quart.testing import QuartClient
 
+from gateway.app import create_app
+from gateway.config import Settings
 from gateway.services import Services
 from tests.conftest import ALICE, BOB, CAROL, as_member
 from tests.sse import open_stream
@@ -248,3 +250,18 @@ async def test_a_cursor_older_than_the_kept_events_gets_a_reset(
         "kept",
         "new",
     ]
+
+
+async def test_without_the_doorbell_the_relay_still_finds_other_writers_events(
+    client: QuartClient, cookies: dict[int, str], settings: Settings
+) -> None:
+    # A second app on the same database, in this process: it cannot bind this pid's doorbell,
+    # so the first app learns of its commits only by polling the event log (every 20 ms).
+    other = create_app(settings)
+    async with other.test_app() as other_app:
+        conversation_id = await conversation_with(other_app.test_client(), cookies, ALICE, BOB)
+        async with open_stream(client, cookies[BOB]) as bob:
+            await bob.next_event()
+            await send(other_app.test_client(), cookies[ALICE], conversation_id, "via the log")
+            event = await bob.next_event(timeout=5)
+    assert event.data["body"] == "via the log"
