@@ -107,3 +107,24 @@ async def test_the_directory_is_opened_read_only(app_db: Path) -> None:
                 await conn.execute("UPDATE users SET username = 'x'")
     finally:
         await directory.close()
+
+
+async def test_the_writer_survives_a_batch_that_fails_outside_any_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+        lock = store._writer._lock
+        real_acquire = lock.acquire
+
+        async def broken_once() -> None:
+            monkeypatch.setattr(lock, "acquire", real_acquire)
+            raise OSError("lock file vanished")
+
+        monkeypatch.setattr(lock, "acquire", broken_once)
+        with pytest.raises(Unavailable):
+            await asyncio.wait_for(store.write(lambda conn: insert_conversation(conn, 1)), 5)
+        # The next write is served as usual, not left waiting forever.
+        assert await asyncio.wait_for(store.write(lambda conn: insert_conversation(conn, 2)), 5)
+    finally:
+        await store.close()

@@ -86,7 +86,14 @@ class Writer:
                     self._jobs.put_nowait(None)  # finish this batch, then stop
                     break
                 batch.append(next_job)
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except Exception:
+                # The writer must outlive any one batch, or every later write would hang.
+                log.exception("write batch of %d jobs failed", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(Unavailable())
 
     async def _commit(self, batch: list[tuple[Transaction[Any], asyncio.Future[Any]]]) -> None:
         # A caller that gave up before its turn (client went away) gets nothing written.
