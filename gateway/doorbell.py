@@ -32,6 +32,7 @@ class Doorbell:
         self._socket: socket.socket | None = None
         self._peers: list[int] = []
         self._peers_read_at = float("-inf")
+        self._ringing = False
 
     def open(self) -> None:
         try:
@@ -53,6 +54,14 @@ class Doorbell:
 
     def ring(self) -> None:
         """Tell every other worker that new events are in the log."""
+        if self._socket is None or self._ringing:
+            return
+        # Once per turn of the event loop: a committed batch publishes many sends at once.
+        self._ringing = True
+        asyncio.get_running_loop().call_soon(self._ring_now)
+
+    def _ring_now(self) -> None:
+        self._ringing = False
         if self._socket is None:
             return
         for pid in self._current_peers():
