@@ -8,7 +8,7 @@ from quart import Quart, Response
 
 from gateway.config import Settings
 from gateway.errors import register_error_handlers
-from gateway.http import reject_cross_site_writes
+from gateway.http import IdConverter, reject_cross_site_requests
 from gateway.services import Services
 from gateway.views import api, compliance, demo, live, moderation, pages
 
@@ -19,6 +19,7 @@ MAX_REQUEST_BYTES = 16 * 1024
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     app = Quart(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.url_map.converters["id"] = IdConverter
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = None  # static files revalidate (no build step)
 
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         # Demo routes exist only without a real directory: they sign anyone in.
         app.register_blueprint(demo.blueprint)
     register_error_handlers(app)
-    app.before_request(reject_cross_site_writes)
+    app.before_request(reject_cross_site_requests)
 
     @app.after_request
     async def security_headers(response: Response) -> Response:

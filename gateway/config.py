@@ -37,8 +37,10 @@ def _secrets(raw: str) -> tuple[str, ...]:
     return secrets
 
 
-def _optional_path(raw: str) -> Path | None:
-    return Path(raw) if raw.strip() else None
+def _app_db(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("is empty: set it to the main app's database, or unset it for the demo")
+    return Path(raw)
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -66,8 +68,9 @@ class Settings:
         "WB_SESSION_SECRET",
         _secrets,
         None,
-        "Comma-separated secrets of the main app's session cookie. All verify; the first signs "
-        "(demo login). Rotate by prepending a new one. Required unless in demo mode.",
+        "Comma-separated secrets of the main app's session cookie. All verify. Rotate by "
+        "prepending a new one. Required with WB_APP_DB; refused without it (the demo keeps "
+        "its own random secret in the data folder).",
     )
     session_cookie: str = setting(
         "WB_SESSION_COOKIE", str, "wb_session", "Name of the main app's session cookie."
@@ -83,7 +86,7 @@ class Settings:
     )
     app_db: Path | None = setting(
         "WB_APP_DB",
-        _optional_path,
+        _app_db,
         None,
         "The main app's SQLite database, opened read-only. Unset: demo mode with seeded members.",
     )
@@ -166,13 +169,22 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.app_db is None and self.session_secrets is not None:
+            # The demo signs anyone in: with the main app's secret that would be its cookies.
+            raise ConfigError(
+                "WB_SESSION_SECRET is set but WB_APP_DB is not. Without WB_APP_DB the gateway "
+                "runs the demo, which signs anyone in, and it will not do so with a real "
+                "secret. Set WB_APP_DB, or unset WB_SESSION_SECRET to run the demo."
+            )
         if self.app_db is not None:
             if self.session_secrets is None:
                 raise ConfigError("WB_SESSION_SECRET is required when WB_APP_DB is set")
             if not self.app_db.is_file():
                 raise ConfigError(f"WB_APP_DB={str(self.app_db)!r} is not an existing file")
-        if self.auth_cache_seconds < 0 or self.auth_cache_seconds > 10:
+        if not 0 <= self.auth_cache_seconds <= 10:  # also refuses nan
             raise ConfigError("WB_AUTH_CACHE_SECONDS must be between 0 and 10")
+        if not self.event_retention_days <= 3650:
+            raise ConfigError("WB_EVENT_RETENTION_DAYS must be at most 3650 (ten years)")
 
     @staticmethod
     def describe() -> str:

@@ -7,7 +7,7 @@ import logging
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from gateway.exceptions import GatewayError
+from gateway.exceptions import GatewayError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,6 @@ _HTTP_CODES = {
     400: "invalid_request",
     404: "not_found",
     405: "method_not_allowed",
-    413: "payload_too_large",
 }
 
 
@@ -33,6 +32,8 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        if status == PayloadTooLarge.status:  # raised by Quart itself, past MAX_CONTENT_LENGTH
+            return error_response(status, PayloadTooLarge.code, PayloadTooLarge.default_message)
         return error_response(
             status, _HTTP_CODES.get(status, "http_error"), error.description or ""
         )

@@ -40,14 +40,14 @@ async def resolve_cursor(s: Services, raw: str | None) -> Cursor:
         return Cursor(newest, "unknown_cursor")
     if position < 0 or position > newest:
         return Cursor(newest, "unknown_cursor")
-    if oldest and position < oldest - 1:
+    if position < oldest - 1:
         return Cursor(newest, "cursor_too_old")
     return Cursor(position)
 
 
 def control_event(user_id: int, type_: str, cursor: Cursor) -> Event:
     data: dict[str, str] = {"cursor": str(cursor.position)}
-    if cursor.reset_reason:
+    if type_ == "reset" and cursor.reset_reason:
         data["reason"] = cursor.reset_reason
     return Event(cursor.position, user_id, type_, json.dumps(data, separators=(",", ":")))  # type: ignore[arg-type]
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from quart import current_app, request
+from werkzeug.routing import IntegerConverter, Map
 
 from gateway.exceptions import CrossOrigin, InvalidRequest
 from gateway.models import Member
 from gateway.services import Services
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# SQLite's integers are 64-bit: a larger id or cursor names nothing that can exist.
+MAX_ID = 2**63 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>` in routes: a positive id SQLite can hold; anything else is a 404."""
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, min=1, max=MAX_ID)
 
 
 def services() -> Services:
@@ -24,15 +35,23 @@ async def current_member() -> Member:
 
 
 async def json_object() -> dict[str, Any]:
-    payload = await request.get_json(force=True, silent=True)
+    try:
+        payload = await request.get_json(force=True, silent=True)
+    except RecursionError:  # nested thousands deep, yet under 16 KiB
+        payload = None
     if not isinstance(payload, dict):
         raise InvalidRequest("The body must be a JSON object.")
+    try:
+        # JSON may escape lone surrogates, which no UTF-8 text (nor SQLite) can hold.
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest("The body contains text that is not valid Unicode.") from None
     return payload
 
 
 def int_field(payload: dict[str, Any], name: str) -> int:
     value = payload.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_ID:
         raise InvalidRequest(f"`{name}` must be an integer.")
     return value
 
@@ -46,7 +65,7 @@ def optional_str_field(payload: dict[str, Any], name: str, max_length: int) -> s
     return value
 
 
-def query_int(name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+def query_int(name: str, *, minimum: int, maximum: int = MAX_ID) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
@@ -54,15 +73,22 @@ def query_int(name: str, *, minimum: int, maximum: int | None = None) -> int | N
         value = int(raw)
     except ValueError:
         raise InvalidRequest(f"`{name}` must be an integer.") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+    if not minimum <= value <= maximum:
+        bound = f"between {minimum} and {maximum}" if maximum < MAX_ID else f">= {minimum}"
         raise InvalidRequest(f"`{name}` must be {bound}.")
     return value
 
 
-async def reject_cross_site_writes() -> None:
-    """Cookie-authenticated writes must come from the gateway's own pages (or allowed ones)."""
+async def reject_cross_site_requests() -> None:
+    """Cookie-authenticated writes must come from the gateway's own pages (or allowed ones),
+    and so must API reads: some have effects too (an export is audited, so is a moderator's
+    view of reported messages), and a link on another site must not trigger them."""
     if request.method in _SAFE_METHODS:
+        site = request.headers.get("Sec-Fetch-Site")
+        if request.path.startswith("/api/") and site in ("cross-site", "same-site"):
+            origin = request.headers.get("Origin")
+            if origin is None or origin.rstrip("/") not in services().settings.allowed_origins:
+                raise CrossOrigin()
         return
     origin = request.headers.get("Origin")
     if origin is not None:

@@ -38,12 +38,9 @@ class LocalGateway:
     ) -> None:
         self.data_dir = data_dir
         self.workers = workers
-        self.secret = "local-test-secret"
-        self.env = {
-            "WB_MESSAGING_DB": str(data_dir / "messaging.db"),
-            "WB_SESSION_SECRET": self.secret,
-            **(env or {}),
-        }
+        self.env = {"WB_MESSAGING_DB": str(data_dir / "messaging.db"), **(env or {})}
+        if "WB_APP_DB" in self.env:
+            self.env.setdefault("WB_SESSION_SECRET", "local-test-secret")
         self.start_timeout = start_timeout
         self.access_log = access_log
         self.log_path = data_dir / "hypercorn.log"
@@ -57,11 +54,17 @@ class LocalGateway:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    @property
+    def secret(self) -> str:
+        """The signing secret: the configured one, or the demo's own once it has started."""
+        configured = self.env.get("WB_SESSION_SECRET")
+        if configured:
+            return configured.split(",")[0]
+        return (Path(self.env["WB_MESSAGING_DB"]).parent / "demo-session-secret").read_text()
+
     def cookie_for(self, user_id: int, **session: object) -> str:
         """A session cookie value for `user_id`, signed like the main app's."""
-        return sign_session(
-            self.env["WB_SESSION_SECRET"].split(",")[0], {"user_id": user_id, **session}
-        )
+        return sign_session(self.secret.strip(), {"user_id": user_id, **session})
 
     def start(self) -> LocalGateway:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-id", help="a row of the main app's sessions table")
     parser.add_argument("--secret", help="signing secret (default: first of WB_SESSION_SECRET)")
     args = parser.parse_args(argv)
-    secret = args.secret or os.environ.get("WB_SESSION_SECRET", "").split(",")[0].strip()
+    configured = [s.strip() for s in os.environ.get("WB_SESSION_SECRET", "").split(",")]
+    secret = args.secret or next((s for s in configured if s), "")
     if not secret:
         print("error: pass --secret or set WB_SESSION_SECRET", file=sys.stderr)
         return 2

@@ -97,13 +97,28 @@ async def file_report(
     return await s.store.write(tx)
 
 
+async def _known_to(s: Services, me: Member, member_id: int) -> Member:
+    """The member, if `me` may name them: mutually visible, or already in a conversation.
+
+    Anyone else answers exactly like a member who does not exist, so these routes cannot
+    be used to walk the directory by id.
+    """
+    found = await s.directory.peer(me.user_id, member_id)
+    if found is not None:
+        member, mutual = found
+        if mutual:
+            return member
+        async with s.store.reading() as conn:
+            if await messaging.conversation_between(conn, me.user_id, member_id) is not None:
+                return member
+    raise MemberNotFound()
+
+
 async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member, bool]:
     """The block, the blocked member, and whether this call created the block."""
     if member_id == me.user_id:
         raise CannotMessageSelf("You cannot block yourself.")
-    blocked = await s.directory.member(member_id)
-    if blocked is None:
-        raise MemberNotFound()
+    blocked = await _known_to(s, me, member_id)
     now = messaging.utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> bool:
@@ -150,8 +165,7 @@ async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -
     """A member opened a compose towards `peer_id` from a request, profile or suggestion."""
     if peer_id == me.user_id:
         raise CannotMessageSelf()
-    if await s.directory.member(peer_id) is None:
-        raise MemberNotFound()
+    await _known_to(s, me, peer_id)
     now = messaging.utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> int:

@@ -38,11 +38,11 @@ class ReportView:
 
 
 async def reports_queue(
-    s: Services, me: Member, status: ReportStatus, before: int | None, limit: int
+    s: Services, me: Member, status: ReportStatus, last_seen: int | None, limit: int
 ) -> list[ReportView]:
     await require_moderator(s, me)
     async with s.store.reading() as conn:
-        reports = await moderation.reports_page(conn, status, before, limit)
+        reports = await moderation.reports_page(conn, status, last_seen, limit)
         contexts = [await moderation.report_context(conn, r) for r in reports]
     people = await s.directory.members_by_id(
         user for r in reports for user in (r.reporter_id, r.reported_id)

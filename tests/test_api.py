@@ -379,3 +379,54 @@ async def test_healthz_answers_without_a_session(client: QuartClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert (await response.get_json())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("GET", "/api/conversations/99999999999999999999", None),
+        ("GET", "/api/conversations/1/messages?before=99999999999999999999", None),
+        ("POST", "/api/conversations", {"peer_id": 99999999999999999999}),
+        (
+            "POST",
+            "/api/conversations",
+            {"peer_id": 2, "origin": {"type": "inbox", "ref": "\ud800"}},
+        ),
+    ],
+)
+async def test_out_of_range_or_malformed_input_is_a_client_error(
+    client: QuartClient, cookies: dict[int, str], method: str, path: str, payload: Any
+) -> None:
+    await start(client, cookies[ALICE], BOB)
+    response = await client.open(
+        path, method=method, json=payload, headers=as_member(cookies[ALICE])
+    )
+    assert response.status_code in (400, 404)
+    assert (await response.get_json())["error"]["code"] in ("invalid_request", "not_found")
+
+
+async def test_json_nested_deeper_than_the_parser_goes_is_a_400(
+    client: QuartClient, cookies: dict[int, str]
+) -> None:
+    response = await client.post(
+        "/api/conversations",
+        data="[" * 8000 + "]" * 8000,
+        headers=as_member(cookies[ALICE], **{"Content-Type": "application/json"}),
+    )
+    assert response.status_code == 400
+
+
+async def test_other_sites_cannot_trigger_api_reads_either(
+    client: QuartClient, cookies: dict[int, str]
+) -> None:
+    # A link on another site could otherwise start an audited export in a moderator's name.
+    for site in ("cross-site", "same-site"):
+        response = await client.get(
+            "/api/conversations", headers=as_member(cookies[ALICE], **{"Sec-Fetch-Site": site})
+        )
+        assert response.status_code == 403
+        assert (await response.get_json())["error"]["code"] == "cross_origin"
+    own_page = await client.get(
+        "/api/conversations", headers=as_member(cookies[ALICE], **{"Sec-Fetch-Site": "same-origin"})
+    )
+    assert own_page.status_code == 200

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import time
 from base64 import b64encode
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -178,3 +178,26 @@ def test_mint_cli_prints_a_cookie_the_gateway_accepts(capsys: pytest.CaptureFixt
 def test_mint_cli_needs_a_secret(capsys: pytest.CaptureFixture[str]) -> None:
     assert mint.main(["--user-id", "3"]) == 2
     assert "WB_SESSION_SECRET" in capsys.readouterr().err
+
+
+async def test_a_session_expiry_with_an_offset_is_compared_in_utc(
+    uncached_client: QuartClient, app_db: Path
+) -> None:
+    # 01:00 at +02:00 is 23:00 UTC the day before: an hour ago, though it reads as the future.
+    now = datetime.now(UTC)
+    expired = (now - timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))
+    with sqlite3.connect(app_db) as db:
+        db.execute(
+            "INSERT INTO sessions VALUES ('tz', ?, ?, 1)", (ALICE, expired.isoformat(sep=" "))
+        )
+    cookie = starlette_cookie({"user_id": ALICE, "session_id": "tz"})
+    assert await status_for(uncached_client, cookie) == (401, "unauthenticated")
+
+
+def test_mint_cli_signs_with_the_first_non_empty_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WB_SESSION_SECRET", " , first, second")
+    assert mint.main(["--user-id", "3"]) == 0
+    cookie = capsys.readouterr().out.strip()
+    assert read_session(cookie, ("first",), max_age=60) == {"user_id": 3}

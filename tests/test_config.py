@@ -68,3 +68,24 @@ def test_every_setting_is_documented() -> None:
     text = Settings.describe()
     for name in ("WB_SESSION_SECRET", "WB_APP_DB", "WB_MESSAGING_DB", "WB_SESSION_MAX_AGE"):
         assert name in text
+
+
+def test_a_real_secret_without_a_directory_refuses_to_run_the_demo() -> None:
+    # The demo signs anyone in; with the main app's secret those would be its cookies.
+    with pytest.raises(ConfigError, match="WB_SESSION_SECRET is set but WB_APP_DB is not"):
+        Settings.from_env({"WB_SESSION_SECRET": "the-main-apps-secret"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "mentions"),
+    [
+        ({"WB_APP_DB": "", "WB_SESSION_SECRET": "s"}, "WB_APP_DB='' is invalid: is empty"),
+        ({"WB_AUTH_CACHE_SECONDS": "nan"}, "WB_AUTH_CACHE_SECONDS"),
+        ({"WB_EVENT_RETENTION_DAYS": "1e308"}, "WB_EVENT_RETENTION_DAYS"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_now(
+    environ: dict[str, str], mentions: str
+) -> None:
+    with pytest.raises(ConfigError, match=mentions):
+        Settings.from_env(environ)

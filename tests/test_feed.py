@@ -265,3 +265,20 @@ async def test_without_the_doorbell_the_relay_still_finds_other_writers_events(
             await send(other_app.test_client(), cookies[ALICE], conversation_id, "via the log")
             event = await bob.next_event(timeout=5)
     assert event.data["body"] == "via the log"
+
+
+async def test_a_stale_cursor_gets_a_reset_even_when_every_event_was_pruned(
+    app: Quart, client: QuartClient, cookies: dict[int, str]
+) -> None:
+    conversation_id = await conversation_with(client, cookies, ALICE, BOB)
+    old_cursor = (await poll(client, cookies[BOB], ""))["cursor"]
+    await send(client, cookies[ALICE], conversation_id, "gone from the log")
+    services: Services = app.extensions["whiteballoon"]
+    await services.retention.prune(now=datetime.now(UTC) + timedelta(days=31))
+    polled = await poll(client, cookies[BOB], f"after={old_cursor}")
+    assert [e["type"] for e in polled["events"]] == ["reset"]
+    async with open_stream(client, cookies[BOB], last_event_id=old_cursor) as bob:
+        hello = await bob.next_event()
+        reset = await bob.next_event()
+    assert hello.data == {"cursor": polled["cursor"]}  # hello carries the cursor, nothing else
+    assert reset.data == {"cursor": polled["cursor"], "reason": "cursor_too_old"}

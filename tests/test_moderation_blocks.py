@@ -91,3 +91,14 @@ async def test_visibility_is_decided_before_blocks(gw: Harness) -> None:
     await gw.post("/api/blocks", DAVE, {"member_id": ALICE})
     response = await gw.post("/api/conversations", ALICE, {"peer_id": DAVE})
     assert (await gw.json(response, 403))["error"]["code"] == "not_visible"
+
+
+async def test_members_one_cannot_see_look_unknown_to_blocks_and_intents(gw: Harness) -> None:
+    """Otherwise blocking or announcing ids one by one would list the whole directory."""
+    for member_id in (DAVE, 999):  # alice cannot see dave; 999 does not exist
+        blocked = await gw.post("/api/blocks", ALICE, {"member_id": member_id})
+        intent = await gw.post(
+            "/api/intents", ALICE, {"peer_id": member_id, "origin": {"type": "profile", "ref": "x"}}
+        )
+        for response in (blocked, intent):
+            assert (await gw.json(response, 404))["error"]["code"] == "member_not_found"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,24 @@ async def test_viewing_and_resolving_are_audited_for_admins_only(gw: Harness) ->
     assert resolved["action"] == "report_resolved"
     assert resolved["member_id"] == BOB
     assert resolved["details"] == {"report_id": rid, "resolution": "ok"}
+
+
+async def test_the_queues_page_in_their_own_order(gw: Harness) -> None:
+    cid = await gw.conversation(ALICE, BOB)
+    ids = []
+    for n in range(3):
+        message_id = await gw.send(cid, BOB, f"rude {n}")
+        ids.append((await gw.json(await gw.report(cid, ALICE, message_id), 201))["report"]["id"])
+
+    async def page(**params: Any) -> list[int]:
+        body = await gw.json(await gw.get("/api/moderation/reports", MOD, **params), 200)
+        return [r["id"] for r in body["reports"]]
+
+    # The open queue runs oldest first and continues after the last one seen.
+    assert await page(limit=2) == ids[:2]
+    assert await page(limit=2, after=ids[1]) == ids[2:]
+    for report_id in ids:
+        await gw.post(f"/api/moderation/reports/{report_id}/resolve", MOD, {"resolution": "ok"})
+    # The resolved history runs newest first and continues before the last one seen.
+    assert await page(status="resolved", limit=2) == ids[::-1][:2]
+    assert await page(status="resolved", limit=2, before=ids[1]) == ids[:1]

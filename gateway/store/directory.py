@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,7 +42,8 @@ def _parse_sqlalchemy_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed.replace(tzinfo=None) if parsed.tzinfo else parsed
+    # The main app writes naive UTC; an offset, if any, is honoured rather than dropped.
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def _read_only_uri(path: Path) -> str:
@@ -107,8 +108,10 @@ class Directory:
         rows = await self._rows(
             f"SELECT m.id, m.username, COALESCE(m.is_admin, 0) != 0 AS is_admin "
             f"FROM users v, users m WHERE v.id = ? AND m.id != v.id AND {_MUTUAL} "
-            "AND m.username LIKE ? ESCAPE '\\' ORDER BY m.username COLLATE NOCASE LIMIT ?",
-            (viewer, pattern, limit),
+            "AND m.username LIKE ? ESCAPE '\\' "
+            # An exact match first, so a deep link finds its member among many similar names.
+            "ORDER BY lower(m.username) = lower(?) DESC, m.username COLLATE NOCASE LIMIT ?",
+            (viewer, pattern, query, limit),
         )
         return [_member(row) for row in rows]
 

@@ -286,13 +286,17 @@ async def prune_events(conn: aiosqlite.Connection, older_than: str, batch: int) 
 
 
 async def event_id_bounds(conn: aiosqlite.Connection) -> tuple[int, int]:
-    """(oldest kept event id, newest event id); (0, 0) when there are none."""
+    """(oldest kept event id, newest event id ever written).
+
+    With every event pruned (or none yet), the oldest kept id is the next one to come.
+    """
     # sqlite_sequence still knows the newest id when the newest rows were pruned.
     row = await fetch_one(
         conn,
-        "SELECT (SELECT COALESCE(min(id), 0) FROM events) AS oldest, "
+        "SELECT (SELECT min(id) FROM events) AS oldest, "
         "(SELECT COALESCE(max(seq), 0) FROM sqlite_sequence WHERE name = 'events') AS newest",
         (),
     )
     assert row is not None
-    return row["oldest"], row["newest"]
+    newest: int = row["newest"]
+    return (row["oldest"] or newest + 1), newest

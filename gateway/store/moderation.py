@@ -226,15 +226,16 @@ async def open_report_like(
 
 
 async def reports_page(
-    conn: aiosqlite.Connection, status: ReportStatus, before: int | None, limit: int
+    conn: aiosqlite.Connection, status: ReportStatus, last_seen: int | None, limit: int
 ) -> list[Report]:
-    """Open reports oldest first (a queue); resolved ones newest first (a history)."""
+    """Open reports oldest first (a queue); resolved ones newest first (a history); each
+    page continues after `last_seen`, the last id of the page before."""
     if status == "open":
         sql = "id > ? ORDER BY id ASC"
-        bound = before if before is not None else 0
+        bound = last_seen if last_seen is not None else 0
     else:
         sql = "id < ? ORDER BY id DESC"
-        bound = before if before is not None else 2**62
+        bound = last_seen if last_seen is not None else 2**63 - 1
     rows = await fetch_all(
         conn,
         f"SELECT {_REPORT_COLUMNS} FROM reports WHERE status = ? AND {sql} LIMIT ?",

@@ -54,7 +54,7 @@ async def start_conversation() -> JsonResponse:
     return {"conversation": view.to_json()}, 201 if created else 200
 
 
-@blueprint.get("/conversations/<int:conversation_id>")
+@blueprint.get("/conversations/<id:conversation_id>")
 async def conversation(conversation_id: int) -> dict[str, Any]:
     member = await current_member()
     s = services()
@@ -62,7 +62,7 @@ async def conversation(conversation_id: int) -> dict[str, Any]:
     return {"conversation": (await queries.conversation_view(s, member, found)).to_json()}
 
 
-@blueprint.get("/conversations/<int:conversation_id>/messages")
+@blueprint.get("/conversations/<id:conversation_id>/messages")
 async def messages(conversation_id: int) -> dict[str, Any]:
     member = await current_member()
     before = query_int("before", minimum=1)
@@ -76,7 +76,7 @@ async def messages(conversation_id: int) -> dict[str, Any]:
     return {"messages": [m.to_json() for m in page], "has_more": has_more}
 
 
-@blueprint.post("/conversations/<int:conversation_id>/messages")
+@blueprint.post("/conversations/<id:conversation_id>/messages")
 async def send_message(conversation_id: int) -> JsonResponse:
     member = await current_member()
     payload = await json_object()
@@ -90,7 +90,7 @@ async def send_message(conversation_id: int) -> JsonResponse:
     return {"message": message.to_json()}, 201 if stored else 200
 
 
-@blueprint.post("/conversations/<int:conversation_id>/read")
+@blueprint.post("/conversations/<id:conversation_id>/read")
 async def mark_read(conversation_id: int) -> dict[str, Any]:
     member = await current_member()
     message_id = int_field(await json_object(), "message_id")

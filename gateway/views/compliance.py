@@ -96,4 +96,8 @@ def instant(name: str) -> str | None:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 in a zone east of UTC
+        raise InvalidRequest(f"`{name}` is out of range.") from None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

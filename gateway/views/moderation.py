@@ -70,7 +70,7 @@ async def block() -> JsonResponse:
     )
 
 
-@blueprint.delete("/blocks/<int:member_id>")
+@blueprint.delete("/blocks/<id:member_id>")
 async def unblock(member_id: int) -> Response:
     await moderation.unblock(services(), await current_member(), member_id)
     return Response(status=204)  # the same answer whether or not a block existed
@@ -108,14 +108,19 @@ async def reports() -> dict[str, Any]:
     status = request.args.get("status", "open")
     if status not in ("open", "resolved"):
         raise InvalidRequest("`status` must be open or resolved.")
-    before, limit = page_args()
+    # The open queue runs oldest first and pages forward (`after`); the resolved history
+    # runs newest first and pages back (`before`).
+    _, limit = page_args()
+    last_seen = (
+        query_int("after", minimum=0) if status == "open" else query_int("before", minimum=1)
+    )
     views = await review.reports_queue(
-        services(), member, cast(ReportStatus, status), before, limit
+        services(), member, cast(ReportStatus, status), last_seen, limit
     )
     return {"reports": [view.to_json() for view in views]}
 
 
-@blueprint.post("/moderation/reports/<int:report_id>/resolve")
+@blueprint.post("/moderation/reports/<id:report_id>/resolve")
 async def resolve(report_id: int) -> dict[str, Any]:
     member = await current_member()
     resolution = (await json_object()).get("resolution")
@@ -141,7 +146,7 @@ async def compliance_log() -> dict[str, Any]:
     return {"entries": [entry.to_json() for entry in entries]}
 
 
-@blueprint.get("/moderation/exports/<int:export_id>")
+@blueprint.get("/moderation/exports/<id:export_id>")
 async def export_entry(export_id: int) -> dict[str, Any]:
     entry = await review.export_entry(services(), await current_member(), export_id)
     return {"export": entry.to_json()}
