@@ -88,6 +88,12 @@ async def messages_page(
         )
 
 
+async def newest_event_id(s: Services) -> int:
+    async with s.store.reading() as conn:
+        _, newest = await messaging.event_id_bounds(conn)
+    return newest
+
+
 def _peer(known: dict[int, Member], user_id: int) -> Member:
     # A member removed from the main app keeps their history, under a neutral name.
     return known.get(user_id) or Member(user_id, f"former member #{user_id}")
