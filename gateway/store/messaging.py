@@ -16,6 +16,7 @@ import aiosqlite
 
 from gateway.models import Conversation, Event, EventType, Message, Origin, PendingEvent
 from gateway.store.rows import (
+    BLOCK_BETWEEN,
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     change,
@@ -195,9 +196,7 @@ async def insert_message(
     changed, message_id = await change(
         conn,
         "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
-        "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE "
-        "(blocker_id = ? AND blocked_id = ?) OR (blocker_id = ? AND blocked_id = ?)) "
-        "ON CONFLICT DO NOTHING",
+        f"SELECT ?, ?, ?, ?, ? WHERE NOT {BLOCK_BETWEEN} ON CONFLICT DO NOTHING",
         (
             *(conversation_id, sender_id, body, client_id, now),
             *(sender_id, recipient_id, recipient_id, sender_id),

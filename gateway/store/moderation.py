@@ -24,7 +24,14 @@ from gateway.moderation_models import (
     ReportCategory,
     ReportStatus,
 )
-from gateway.store.rows import MESSAGE_COLUMNS, change, fetch_all, fetch_one, message_from_row
+from gateway.store.rows import (
+    BLOCK_BETWEEN,
+    MESSAGE_COLUMNS,
+    change,
+    fetch_all,
+    fetch_one,
+    message_from_row,
+)
 
 _REPORT_COLUMNS = (
     "id, conversation_id, message_id, reporter_id, reported_id, context_until_id, category, "
@@ -317,13 +324,8 @@ async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
 
 async def blocked_between(conn: aiosqlite.Connection, a: int, b: int) -> bool:
     """Whether either member blocked the other."""
-    row = await fetch_one(
-        conn,
-        "SELECT 1 FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) "
-        "OR (blocker_id = ? AND blocked_id = ?)",
-        (a, b, b, a),
-    )
-    return row is not None
+    row = await fetch_one(conn, f"SELECT {BLOCK_BETWEEN}", (a, b, b, a))
+    return row is not None and bool(row[0])
 
 
 # Introduction intents

@@ -16,6 +16,12 @@ CONVERSATION_COLUMNS = (
     "id, member_low, member_high, created_by, origin_type, origin_ref, created_at, updated_at"
 )
 MESSAGE_COLUMNS = "id, conversation_id, sender_id, body, client_id, created_at"
+# Whether either of two members blocked the other; parameters (a, b, b, a). One definition
+# for the refusal of a start and the one folded into a send's INSERT.
+BLOCK_BETWEEN = (
+    "EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) "
+    "OR (blocker_id = ? AND blocked_id = ?))"
+)
 
 
 def utc_now() -> str:
