@@ -29,11 +29,11 @@ import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.localserver import LocalGateway
 from gateway.store import DirectoryEntry, MessagingStore, create_directory
 from gateway.store import moderation as moderation_store
-from gateway.store.export_queries import seed_history
+from gateway.store.exports import seed_history
 from gateway.store.messaging import utc_now
+from tests.support.localserver import LocalGateway
 
 MEMBER, ADMIN = 1, 100_000
 RUNS = (("ndjson", "full"), ("csv", "full"), ("json", "full"), ("ndjson", "metadata"))

@@ -7,12 +7,12 @@ from pathlib import Path
 from quart import Quart, Response
 
 from gateway.config import Settings
-from gateway.errors import register_error_handlers
-from gateway.http import IdConverter, reject_cross_site_requests
 from gateway.services import Services
-from gateway.views import api, compliance, demo, live, moderation, pages
+from gateway.views import demo, exports, live, messaging, moderation, pages
+from gateway.views.error_responses import register_error_handlers
+from gateway.views.request import IdConverter, reject_cross_site_requests
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_REQUEST_BYTES = 16 * 1024
 
 
@@ -24,10 +24,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = None  # static files revalidate (no build step)
 
     app.register_blueprint(pages.blueprint)
-    app.register_blueprint(api.blueprint)
+    app.register_blueprint(messaging.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(moderation.blueprint)
-    app.register_blueprint(compliance.blueprint)
+    app.register_blueprint(exports.blueprint)
     if settings.demo_mode:
         # Demo routes exist only without a real directory: they sign anyone in.
         app.register_blueprint(demo.blueprint)

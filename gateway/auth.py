@@ -18,7 +18,7 @@ from typing import Any
 from itsdangerous import BadSignature, TimestampSigner
 
 from gateway.exceptions import Unauthenticated
-from gateway.models import Member
+from gateway.messaging.models import Member
 from gateway.store import Directory
 
 _CACHE_LIMIT = 50_000

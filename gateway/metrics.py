@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from gateway.models import Member
-from gateway.moderation import require_admin
-from gateway.moderation_models import OriginFunnel
+from gateway.messaging.models import Member
+from gateway.moderation.models import OriginFunnel
+from gateway.moderation.safety import require_admin
 from gateway.services import Services
 from gateway.store import moderation
-from gateway.store.export_queries import (
+from gateway.store.exports import (
     Window,
     introduction_funnel,
     messages_total,

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.auth import Authenticator
-from gateway.broadcaster import Broadcaster
 from gateway.config import Settings
-from gateway.relay import Relay
-from gateway.retention import EventRetention
+from gateway.live.broadcaster import Broadcaster
+from gateway.live.relay import Relay
+from gateway.live.retention import EventRetention
 from gateway.store import DEMO_MEMBERS, Directory, MessagingStore, create_directory
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.localserver import PROJECT_ROOT, LocalGateway
 from loadtests.dataset import RunConfig, build_directory, create_conversations
 from loadtests.memory import MemorySampler, machine_busy_seconds
 from loadtests.report import Summary, locust_failures, summarize
 from loadtests.scenarios import SCENARIOS, Scenario
 from loadtests.tally import TALLY_FILE, Tally
+from tests.support.localserver import PROJECT_ROOT, LocalGateway
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

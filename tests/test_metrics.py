@@ -12,9 +12,9 @@ import aiosqlite
 import pytest
 
 from gateway import metrics
-from gateway.models import PendingEvent
+from gateway.messaging.models import PendingEvent
 from gateway.store import messaging
-from tests.moderation_helpers import ADMIN, ALICE, BOB, CAROL, MOD, Harness, harness
+from tests.support.moderation import ADMIN, ALICE, BOB, CAROL, MOD, Harness, harness
 
 SAMPLE = re.compile(r"^(wb_[a-z_]+)(\{[^}]*\})? (\S+)$")
 

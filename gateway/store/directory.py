@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from gateway.models import Member
+from gateway.messaging.models import Member
 from gateway.store.connections import ReadPool, connect
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import aiosqlite
 
-from gateway.models import Conversation, Event, EventType, Message, Origin, PendingEvent
+from gateway.messaging.models import Conversation, Event, EventType, Message, Origin, PendingEvent
 from gateway.store.rows import (
     BLOCK_BETWEEN,
     CONVERSATION_COLUMNS,

@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import aiosqlite
 
-from gateway.models import Message
-from gateway.moderation_models import (
+from gateway.messaging.models import Message
+from gateway.moderation.models import (
     AuditAction,
     AuditEntry,
     Block,

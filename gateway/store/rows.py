@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import aiosqlite
 
-from gateway.models import Conversation, Message, Origin, OriginType
+from gateway.messaging.models import Conversation, Message, Origin, OriginType
 
 CONVERSATION_COLUMNS = (
     "id, member_low, member_high, created_by, origin_type, origin_ref, created_at, updated_at"

@@ -9,8 +9,8 @@ from werkzeug.wrappers.response import Response
 
 from gateway.auth import sign_session
 from gateway.exceptions import MemberNotFound
-from gateway.http import services
 from gateway.store import DEMO_MEMBERS
+from gateway.views.request import services
 
 blueprint = Blueprint("demo", __name__, url_prefix="/demo")
 

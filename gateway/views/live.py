@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
-from gateway import feed
 from gateway.exceptions import InvalidRequest
-from gateway.http import current_member, services
+from gateway.live import feed
+from gateway.views.request import current_member, services
 
 blueprint = Blueprint("live", __name__, url_prefix="/api")
 

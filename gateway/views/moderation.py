@@ -6,11 +6,11 @@ from typing import Any, cast
 
 from quart import Blueprint, Response, request
 
-from gateway import moderation, review
 from gateway.exceptions import InvalidRequest
-from gateway.http import current_member, int_field, json_object, query_int, services
-from gateway.models import ORIGIN_TYPES, Origin, OriginType
-from gateway.moderation_models import REPORT_CATEGORIES, ReportCategory, ReportStatus
+from gateway.messaging.models import ORIGIN_TYPES, Origin, OriginType
+from gateway.moderation import review, safety
+from gateway.moderation.models import REPORT_CATEGORIES, ReportCategory, ReportStatus
+from gateway.views.request import current_member, int_field, json_object, query_int, services
 
 blueprint = Blueprint("moderation", __name__, url_prefix="/api")
 
@@ -37,7 +37,7 @@ async def file_report() -> JsonResponse:
     note = payload.get("note") or ""
     if not isinstance(note, str):
         raise InvalidRequest("`note` must be a string.")
-    report, created = await moderation.file_report(
+    report, created = await safety.file_report(
         services(),
         member,
         conversation_id,
@@ -56,7 +56,7 @@ async def file_report() -> JsonResponse:
 @blueprint.get("/blocks")
 async def blocks() -> dict[str, Any]:
     member = await current_member()
-    found = await moderation.blocks(services(), member)
+    found = await safety.blocks(services(), member)
     return {"blocks": [{"member": m.public(), "created_at": b.created_at} for b, m in found]}
 
 
@@ -64,7 +64,7 @@ async def blocks() -> dict[str, Any]:
 async def block() -> JsonResponse:
     member = await current_member()
     member_id = int_field(await json_object(), "member_id")
-    found, blocked, created = await moderation.block(services(), member, member_id)
+    found, blocked, created = await safety.block(services(), member, member_id)
     return {"block": {"member": blocked.public(), "created_at": found.created_at}}, (
         201 if created else 200
     )
@@ -72,7 +72,7 @@ async def block() -> JsonResponse:
 
 @blueprint.delete("/blocks/<id:member_id>")
 async def unblock(member_id: int) -> Response:
-    await moderation.unblock(services(), await current_member(), member_id)
+    await safety.unblock(services(), await current_member(), member_id)
     return Response(status=204)  # the same answer whether or not a block existed
 
 
@@ -88,7 +88,7 @@ async def record_intent() -> JsonResponse:
     if ref is not None and (not isinstance(ref, str) or len(ref) > 200):
         raise InvalidRequest("`origin.ref` must be a string of at most 200 characters or null.")
     origin = Origin(cast(OriginType, raw["type"]), ref)
-    intent_id = await moderation.record_intent(services(), member, peer_id, origin)
+    intent_id = await safety.record_intent(services(), member, peer_id, origin)
     return {"intent": {"id": intent_id, "peer_id": peer_id, "origin": origin.to_json()}}, 201
 
 
@@ -98,7 +98,7 @@ async def record_intent() -> JsonResponse:
 @blueprint.get("/moderation/me")
 async def moderation_me() -> dict[str, Any]:
     member = await current_member()
-    role = await moderation.require_moderator(services(), member)
+    role = await safety.require_moderator(services(), member)
     return {**member.me(), "role": role}
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app
 
-from gateway import queries
-from gateway.http import services
+from gateway.messaging import queries
+from gateway.views.request import services
 
 blueprint = Blueprint("pages", __name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.localserver import LocalGateway
+from tests.support.localserver import LocalGateway
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DEMO = {"alice": 1, "bob": 2, "carol": 3, "dave": 4, "erin": 5, "frank": 6}

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from gateway.localserver import LocalGateway
 from tests.browser.conftest import open_thread, wait_live
+from tests.support.localserver import LocalGateway
 
 pytestmark = pytest.mark.browser
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from gateway.localserver import LocalGateway
 from gateway.store import DirectoryEntry, create_directory
 from tests.browser.conftest import TIMEOUT_MS
+from tests.support.localserver import LocalGateway
 
 pytestmark = pytest.mark.browser
 

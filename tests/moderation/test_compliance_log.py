@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.moderation_helpers import ADMIN, ALICE, BOB, MOD, Harness, harness
+from tests.support.moderation import ADMIN, ALICE, BOB, MOD, Harness, harness
 
 
 @pytest.fixture

@@ -20,12 +20,18 @@ from typing import Any, Literal
 import aiosqlite
 
 from gateway.exceptions import Forbidden, GatewayError
-from gateway.export_formats import Encoder, ExportFormat, MessageRecord, Record, encoder_for
-from gateway.models import Conversation, Member
-from gateway.moderation import require_moderator
+from gateway.messaging.models import Conversation, Member
+from gateway.moderation.export_formats import (
+    Encoder,
+    ExportFormat,
+    MessageRecord,
+    Record,
+    encoder_for,
+)
+from gateway.moderation.safety import require_moderator
 from gateway.services import Services
 from gateway.store import messaging, moderation
-from gateway.store.export_queries import (
+from gateway.store.exports import (
     Snapshot,
     Window,
     member_conversations,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway import export
-from gateway.models import Member
+from gateway.messaging.models import Member
+from gateway.moderation import export
 from gateway.store import moderation
-from gateway.store.export_queries import Window
-from tests.moderation_helpers import ADMIN, ALICE, BOB, CAROL, Harness, harness
+from gateway.store.exports import Window
+from tests.support.moderation import ADMIN, ALICE, BOB, CAROL, Harness, harness
 
 ADMIN_MEMBER = Member(ADMIN, "admin", is_admin=True)
 

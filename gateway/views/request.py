@@ -10,7 +10,7 @@ from quart import current_app, request
 from werkzeug.routing import IntegerConverter, Map
 
 from gateway.exceptions import CrossOrigin, InvalidRequest
-from gateway.models import Member
+from gateway.messaging.models import Member
 from gateway.services import Services
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -12,7 +12,7 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 
-from gateway.models import Event
+from gateway.messaging.models import Event
 
 
 class SubscriptionClosed(Exception):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway.models import ORIGIN_TYPES, Conversation, Origin
-from gateway.moderation_models import OriginFunnel
+from gateway.messaging.models import ORIGIN_TYPES, Conversation, Origin
+from gateway.moderation.models import OriginFunnel
 from gateway.store.rows import CONVERSATION_COLUMNS, conversation_from_row, fetch_all, fetch_one
 
 

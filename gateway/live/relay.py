@@ -14,8 +14,8 @@ import contextlib
 import logging
 from pathlib import Path
 
-from gateway.broadcaster import Broadcaster
-from gateway.doorbell import Doorbell
+from gateway.live.broadcaster import Broadcaster
+from gateway.live.doorbell import Doorbell
 from gateway.store import MessagingStore, messaging
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.exceptions import ConversationNotFound
-from gateway.models import Conversation, ConversationView, Member, Message
+from gateway.messaging.models import Conversation, ConversationView, Member, Message
 from gateway.services import Services
 from gateway.store import messaging
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from gateway.broadcaster import SubscriptionClosed
-from gateway.models import Event
+from gateway.live.broadcaster import SubscriptionClosed
+from gateway.messaging.models import Event
 from gateway.services import Services
 from gateway.store import messaging
 

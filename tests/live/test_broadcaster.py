@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.broadcaster import Broadcaster, SubscriptionClosed
-from gateway.models import Event
+from gateway.live.broadcaster import Broadcaster, SubscriptionClosed
+from gateway.messaging.models import Event
 
 
 def event(event_id: int, user_id: int = 1) -> Event:

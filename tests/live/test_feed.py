@@ -13,8 +13,8 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.services import Services
 from tests.conftest import ALICE, BOB, CAROL, as_member
-from tests.sse import open_stream
-from tests.test_api import send, start
+from tests.messaging.test_api import send, start
+from tests.support.sse import open_stream
 
 
 async def conversation_with(client: QuartClient, cookies: dict[int, str], a: int, b: int) -> int:

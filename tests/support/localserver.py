@@ -21,7 +21,7 @@ from types import TracebackType
 
 from gateway.auth import sign_session
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
 _RUNNING_ON = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from gateway import export, metrics
+from gateway import metrics
 from gateway.exceptions import InvalidRequest
-from gateway.export_formats import EXPORT_FORMATS
-from gateway.http import current_member, query_int, services
-from gateway.store.export_queries import Window
+from gateway.moderation import export
+from gateway.moderation.export_formats import EXPORT_FORMATS
+from gateway.store.exports import Window
+from gateway.views.request import current_member, query_int, services
 
-blueprint = Blueprint("compliance", __name__)
+blueprint = Blueprint("exports", __name__)
 
 MAX_REASON_CHARS = 500
 

@@ -6,9 +6,10 @@ from typing import Any, cast
 
 from quart import Blueprint, request
 
-from gateway import actions, queries
 from gateway.exceptions import InvalidRequest
-from gateway.http import (
+from gateway.messaging import actions, queries
+from gateway.messaging.models import ORIGIN_TYPES, Origin, OriginType
+from gateway.views.request import (
     current_member,
     int_field,
     json_object,
@@ -16,9 +17,8 @@ from gateway.http import (
     query_int,
     services,
 )
-from gateway.models import ORIGIN_TYPES, Origin, OriginType
 
-blueprint = Blueprint("api", __name__, url_prefix="/api")
+blueprint = Blueprint("messaging", __name__, url_prefix="/api")
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200

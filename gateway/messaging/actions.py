@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from gateway import queries
 from gateway.exceptions import (
     Blocked,
     CannotMessageSelf,
@@ -22,7 +21,8 @@ from gateway.exceptions import (
     MessageNotFound,
     NotVisible,
 )
-from gateway.models import (
+from gateway.messaging import queries
+from gateway.messaging.models import (
     Conversation,
     ConversationView,
     Event,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.moderation_helpers import (
+from tests.support.moderation import (
     ADMIN,
     ALICE,
     BOB,

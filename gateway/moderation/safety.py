@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import aiosqlite
 
-from gateway import queries
 from gateway.exceptions import (
     CannotMessageSelf,
     Forbidden,
@@ -16,8 +15,9 @@ from gateway.exceptions import (
     MemberNotFound,
     MessageNotFound,
 )
-from gateway.models import Member, Origin
-from gateway.moderation_models import Block, Report, ReportCategory, Role
+from gateway.messaging import queries
+from gateway.messaging.models import Member, Origin
+from gateway.moderation.models import Block, Report, ReportCategory, Role
 from gateway.services import Services
 from gateway.store import messaging, moderation
 

@@ -12,9 +12,9 @@ from typing import Any
 import aiosqlite
 
 from gateway.exceptions import AuditEntryNotFound, ReportAlreadyResolved, ReportNotFound
-from gateway.models import Member, Message
-from gateway.moderation import require_admin, require_moderator
-from gateway.moderation_models import AuditEntry, LogEntry, Report, ReportStatus
+from gateway.messaging.models import Member, Message
+from gateway.moderation.models import AuditEntry, LogEntry, Report, ReportStatus
+from gateway.moderation.safety import require_admin, require_moderator
 from gateway.services import Services
 from gateway.store import messaging, moderation
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.moderation_helpers import ALICE, BOB, CAROL, DAVE, Harness, harness
+from tests.support.moderation import ALICE, BOB, CAROL, DAVE, Harness, harness
 
 
 @pytest.fixture
