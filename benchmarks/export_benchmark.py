@@ -31,12 +31,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.store import DirectoryEntry, MessagingStore, create_directory
 from gateway.store import moderation as moderation_store
-from gateway.store.exports import seed_history
-from gateway.store.messaging import utc_now
+from gateway.timestamps import utc_now
 from tests.support.localserver import LocalGateway
 
 MEMBER, ADMIN = 1, 100_000
 RUNS = (("ndjson", "full"), ("csv", "full"), ("json", "full"), ("ndjson", "metadata"))
+
+
+async def seed_history(
+    conn: aiosqlite.Connection,
+    member_id: int,
+    peer_ids: list[int],
+    per_conversation: int,
+    start: str,
+) -> None:
+    """Bulk-insert conversations and messages for benchmarks, bypassing events and checks."""
+    for peer in peer_ids:
+        low, high = min(member_id, peer), max(member_id, peer)
+        cursor = await conn.execute(
+            "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
+            "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (low, high, member_id, "profile", start, start),
+        )
+        conversation_id = cursor.lastrowid
+        await cursor.close()
+        await conn.executemany(
+            "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
+            "VALUES (?, ?, ?, NULL, ?)",
+            [
+                (
+                    conversation_id,
+                    member_id if i % 2 else peer,
+                    f"message {i} between {member_id} and {peer}: " + "lorem ipsum " * (i % 20),
+                    start,
+                )
+                for i in range(per_conversation)
+            ],
+        )
 
 
 async def seed(data_dir: Path, app_db: Path, messages: int, conversations: int) -> None:

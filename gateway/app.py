@@ -7,13 +7,13 @@ from pathlib import Path
 from quart import Quart, Response
 
 from gateway.config import Settings
+from gateway.limits import MAX_REQUEST_BYTES
 from gateway.services import Services
-from gateway.views import demo, exports, live, messaging, moderation, pages
+from gateway.views import demo, exports, live, messaging, metrics, moderation, pages
 from gateway.views.error_responses import register_error_handlers
 from gateway.views.request import IdConverter, reject_cross_site_requests
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_REQUEST_BYTES = 16 * 1024
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(live.blueprint)
     app.register_blueprint(moderation.blueprint)
     app.register_blueprint(exports.blueprint)
+    app.register_blueprint(metrics.blueprint)
     if settings.demo_mode:
         # Demo routes exist only without a real directory: they sign anyone in.
         app.register_blueprint(demo.blueprint)

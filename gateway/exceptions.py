@@ -1,9 +1,12 @@
 """Every error a client can see, each with its HTTP status and stable `code`.
 
-Views and actions raise these; `gateway.errors` turns them into the one JSON error shape.
+Views and actions raise these; `gateway.views.error_responses` turns them into the one JSON
+error shape.
 """
 
 from __future__ import annotations
+
+from gateway.limits import MAX_BODY_CHARS, MAX_REQUEST_BYTES
 
 
 class ConfigError(Exception):
@@ -28,7 +31,7 @@ class InvalidRequest(GatewayError):
 
 class InvalidBody(InvalidRequest):
     code = "invalid_body"
-    default_message = "A message must be 1 to 4000 characters after trimming."
+    default_message = f"A message must be 1 to {MAX_BODY_CHARS} characters after trimming."
 
 
 class CannotMessageSelf(InvalidRequest):
@@ -112,7 +115,7 @@ class ClientIdConflict(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
-    default_message = "The request body is larger than 16 KiB."
+    default_message = f"The request body is larger than {MAX_REQUEST_BYTES // 1024} KiB."
 
 
 class Unavailable(GatewayError):

@@ -12,15 +12,11 @@ from datetime import UTC, datetime
 
 from gateway.messaging.models import Member
 from gateway.moderation.models import OriginFunnel
-from gateway.moderation.safety import require_admin
+from gateway.moderation.roles import require_admin
 from gateway.services import Services
+from gateway.store import metrics as metrics_store
 from gateway.store import moderation
-from gateway.store.exports import (
-    Window,
-    introduction_funnel,
-    messages_total,
-    oldest_event_after,
-)
+from gateway.timestamps import Window, parse_utc
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -28,7 +24,7 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 async def introductions(s: Services, me: Member, window: Window) -> list[OriginFunnel]:
     await require_admin(s, me)
     async with s.store.reading() as conn:
-        return await introduction_funnel(conn, window)
+        return await metrics_store.introduction_funnel(conn, window)
 
 
 async def delivery_lag_seconds(s: Services) -> float:
@@ -38,16 +34,16 @@ async def delivery_lag_seconds(s: Services) -> float:
     the broadcaster is falling behind, and live streams see messages late.
     """
     async with s.store.reading() as conn:
-        oldest = await oldest_event_after(conn, s.broadcaster.last_published)
+        oldest = await metrics_store.oldest_event_after(conn, s.broadcaster.last_published)
     if oldest is None:
         return 0.0
-    committed = datetime.fromisoformat(oldest)
+    committed = parse_utc(oldest)
     return max(0.0, (datetime.now(UTC) - committed).total_seconds())
 
 
 async def prometheus_text(s: Services) -> str:
     async with s.store.reading() as conn:
-        stored = await messages_total(conn)
+        stored = await metrics_store.messages_total(conn)
         open_reports = await moderation.open_report_count(conn)
     lag = await delivery_lag_seconds(s)
     worker = f'worker="{os.getpid()}"'

@@ -12,7 +12,7 @@ import aiosqlite
 import pytest
 
 from gateway import metrics
-from gateway.messaging.models import PendingEvent
+from gateway.live.events import PendingEvent
 from gateway.store import messaging
 from tests.support.moderation import ADMIN, ALICE, BOB, CAROL, MOD, Harness, harness
 

@@ -12,7 +12,7 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 
-from gateway.messaging.models import Event
+from gateway.live.events import Event
 
 
 class SubscriptionClosed(Exception):

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway.live.broadcaster import SubscriptionClosed
-from gateway.messaging.models import Event
+from gateway.live.events import Event
 from gateway.services import Services
 from gateway.store import messaging
 

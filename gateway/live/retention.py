@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from gateway.store import MessagingStore, messaging
+from gateway.timestamps import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ class EventRetention:
 
     async def prune(self, now: datetime | None = None) -> int:
         """Delete events older than the retention window, in small write transactions."""
-        cutoff = ((now or datetime.now(UTC)) - self._keep).isoformat(timespec="milliseconds")
-        cutoff = cutoff.replace("+00:00", "Z")
+        cutoff = format_utc((now or datetime.now(UTC)) - self._keep)
         total = 0
         while True:
             # Small batches keep each write short, so sends never queue behind pruning.

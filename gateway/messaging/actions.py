@@ -21,18 +21,12 @@ from gateway.exceptions import (
     MessageNotFound,
     NotVisible,
 )
+from gateway.live.events import Event, PendingEvent
 from gateway.messaging import queries
-from gateway.messaging.models import (
-    Conversation,
-    ConversationView,
-    Event,
-    Member,
-    Message,
-    Origin,
-    PendingEvent,
-)
+from gateway.messaging.models import Conversation, ConversationView, Member, Message, Origin
 from gateway.services import Services
 from gateway.store import messaging, moderation
+from gateway.timestamps import utc_now
 
 MAX_BODY_CHARS = 4000
 
@@ -82,7 +76,7 @@ async def start_conversation(
 ) -> tuple[ConversationView, bool]:
     """The pair's one conversation, and whether this call created it."""
     peer = await _require_messageable(s, me, peer_id)
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> tuple[Conversation, list[Event]]:
         await _refuse_if_blocked(conn, me.user_id, peer_id)
@@ -91,7 +85,7 @@ async def start_conversation(
         )
         if not created:
             return conversation, []
-        await moderation.append_log(
+        await moderation.append_compliance(
             conn,
             "conversation_created",
             now,
@@ -130,7 +124,7 @@ async def send_message(
         if earlier is None:
             raise
         return _same_conversation(earlier, conversation_id), False
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> tuple[Message, list[Event]]:
         message = await messaging.insert_message(
@@ -175,7 +169,7 @@ async def mark_read(s: Services, me: Member, conversation_id: int, message_id: i
         message = await messaging.get_message(conn, message_id)
     if message is None or message.conversation_id != conversation_id:
         raise MessageNotFound()
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> tuple[ReadState, list[Event]]:
         moved = await messaging.advance_read_pointer(conn, conversation_id, me.user_id, message_id)

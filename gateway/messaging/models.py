@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 ORIGIN_TYPES = ("request", "profile", "suggestion", "inbox")
 OriginType = Literal["request", "profile", "suggestion", "inbox"]
-EventType = Literal["hello", "message", "conversation", "read", "reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +14,12 @@ class Member:
     user_id: int
     username: str
     is_admin: bool = False
+
+    @classmethod
+    def former(cls, user_id: int) -> Member:
+        """A member no longer in the main app's directory: their history stays, under a
+        neutral name."""
+        return cls(user_id, f"former member #{user_id}")
 
     def public(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "username": self.username}
@@ -95,36 +99,3 @@ class ConversationView:
             "created_at": c.created_at,
             "updated_at": c.updated_at,
         }
-
-
-@dataclass(slots=True)
-class Event:
-    """One entry of a member's event log; `id` orders all of that member's events."""
-
-    id: int
-    user_id: int
-    type: EventType
-    data_json: str
-    _frame: bytes | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def data(self) -> Any:
-        return json.loads(self.data_json)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": str(self.id), "type": self.type, "data": self.data}
-
-    def sse_frame(self) -> bytes:
-        # Encoded once and shared by every stream of the member.
-        if self._frame is None:
-            self._frame = f"id: {self.id}\nevent: {self.type}\ndata: {self.data_json}\n\n".encode()
-        return self._frame
-
-
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """An event decided by an action, written in the same transaction as its cause."""
-
-    user_id: int
-    type: EventType
-    data: dict[str, Any]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from gateway.exceptions import ConversationNotFound
+from gateway.limits import MEMBER_SEARCH_LIMIT
 from gateway.messaging.models import Conversation, ConversationView, Member, Message
 from gateway.services import Services
 from gateway.store import messaging
-
-MEMBER_SEARCH_LIMIT = 50
 
 
 async def members(s: Services, me: Member, query: str) -> list[Member]:
@@ -95,5 +94,4 @@ async def newest_event_id(s: Services) -> int:
 
 
 def _peer(known: dict[int, Member], user_id: int) -> Member:
-    # A member removed from the main app keeps their history, under a neutral name.
-    return known.get(user_id) or Member(user_id, f"former member #{user_id}")
+    return known.get(user_id) or Member.former(user_id)

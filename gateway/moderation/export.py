@@ -28,17 +28,17 @@ from gateway.moderation.export_formats import (
     Record,
     encoder_for,
 )
-from gateway.moderation.safety import require_moderator
+from gateway.moderation.roles import require_moderator
 from gateway.services import Services
-from gateway.store import messaging, moderation
+from gateway.store import moderation
 from gateway.store.exports import (
     Snapshot,
-    Window,
     member_conversations,
     message_page,
     reported_conversation_ids,
     snapshot,
 )
+from gateway.timestamps import Window, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Export:
         return {"user_id": user_id, "username": member.username if member else None}
 
     async def _complete(self, outcome: str, rows: int, sha256: str) -> None:
-        now = messaging.utc_now()
+        now = utc_now()
 
         async def tx(conn: aiosqlite.Connection) -> None:
             await moderation.complete_audit(conn, self.audit_id, outcome, rows, sha256, now)
@@ -209,7 +209,7 @@ async def begin_export(s: Services, me: Member, request: ExportRequest) -> Expor
     people = await s.directory.members_by_id(
         [me.user_id, member_id, *(u for c in conversations for u in c.member_ids)]
     )
-    now = messaging.utc_now()
+    now = utc_now()
     facts = {
         "scope": request.scope,
         "format": request.format,
@@ -223,7 +223,7 @@ async def begin_export(s: Services, me: Member, request: ExportRequest) -> Expor
 
     async def tx(conn: aiosqlite.Connection) -> int:
         entry = await moderation.append_audit(conn, me.user_id, "export", member_id, facts, now)
-        await moderation.append_log(
+        await moderation.append_compliance(
             conn,
             "export",
             now,

@@ -6,13 +6,15 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.limits import REPLY_WINDOW_DAYS
+
 REPORT_CATEGORIES = ("spam", "harassment", "safety", "other")
 ReportCategory = Literal["spam", "harassment", "safety", "other"]
 ReportStatus = Literal["open", "resolved"]
 Role = Literal["admin", "moderator"]
 
 # What the compliance log records; nothing else is ever written to it.
-LogKind = Literal[
+ComplianceKind = Literal[
     "conversation_created", "report_filed", "report_resolved", "block", "unblock", "export"
 ]
 # What the audit log records about moderators.
@@ -60,11 +62,11 @@ class Block:
 
 
 @dataclass(frozen=True, slots=True)
-class LogEntry:
+class ComplianceEntry:
     """One row of the append-only compliance log."""
 
     id: int
-    kind: LogKind
+    kind: ComplianceKind
     actor_id: int | None
     subject_id: int | None
     conversation_id: int | None
@@ -128,7 +130,7 @@ class OriginFunnel:
     intents: int
     conversations_started: int
     with_first_message: int
-    peer_replied_30d: int
+    peer_replied: int  # within REPLY_WINDOW_DAYS of the conversation's start
 
     def to_json(self) -> dict[str, Any]:
         def rate(part: int, whole: int) -> float | None:
@@ -139,12 +141,12 @@ class OriginFunnel:
             "intents": self.intents,
             "conversations_started": self.conversations_started,
             "conversations_with_first_message": self.with_first_message,
-            "conversations_with_peer_reply_30d": self.peer_replied_30d,
+            f"conversations_with_peer_reply_{REPLY_WINDOW_DAYS}d": self.peer_replied,
             "rates": {
                 "started_per_intent": rate(self.conversations_started, self.intents),
                 "first_message_per_started": rate(
                     self.with_first_message, self.conversations_started
                 ),
-                "peer_reply_per_started": rate(self.peer_replied_30d, self.conversations_started),
+                "peer_reply_per_started": rate(self.peer_replied, self.conversations_started),
             },
         }

@@ -13,10 +13,11 @@ import aiosqlite
 
 from gateway.exceptions import AuditEntryNotFound, ReportAlreadyResolved, ReportNotFound
 from gateway.messaging.models import Member, Message
-from gateway.moderation.models import AuditEntry, LogEntry, Report, ReportStatus
-from gateway.moderation.safety import require_admin, require_moderator
+from gateway.moderation.models import AuditEntry, ComplianceEntry, Report, ReportStatus
+from gateway.moderation.roles import require_admin, require_moderator
 from gateway.services import Services
-from gateway.store import messaging, moderation
+from gateway.store import moderation
+from gateway.timestamps import utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ async def reports_queue(
         for r, context in zip(reports, contexts, strict=True)
     ]
     if views:
-        now = messaging.utc_now()
+        now = utc_now()
         details = {"status": status, "report_ids": [v.report.id for v in views]}
 
         async def tx(conn: aiosqlite.Connection) -> None:
@@ -70,7 +71,7 @@ async def reports_queue(
 
 async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> Report:
     await require_moderator(s, me)
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> Report:
         report = await moderation.get_report(conn, report_id)
@@ -78,7 +79,7 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
             raise ReportNotFound()
         if not await moderation.resolve_report(conn, report_id, me.user_id, resolution, now):
             raise ReportAlreadyResolved()
-        await moderation.append_log(
+        await moderation.append_compliance(
             conn,
             "report_resolved",
             now,
@@ -105,10 +106,12 @@ async def audit_log(s: Services, me: Member, before: int | None, limit: int) -> 
         return await moderation.audit_entries(conn, before, limit)
 
 
-async def compliance_log(s: Services, me: Member, before: int | None, limit: int) -> list[LogEntry]:
+async def compliance_log(
+    s: Services, me: Member, before: int | None, limit: int
+) -> list[ComplianceEntry]:
     await require_admin(s, me)
     async with s.store.reading() as conn:
-        return await moderation.log_entries(conn, before, limit)
+        return await moderation.compliance_entries(conn, before, limit)
 
 
 async def export_entry(s: Services, me: Member, audit_id: int) -> AuditEntry:
@@ -126,4 +129,4 @@ async def export_entry(s: Services, me: Member, audit_id: int) -> AuditEntry:
 
 
 def _member(known: dict[int, Member], user_id: int) -> Member:
-    return known.get(user_id) or Member(user_id, f"former member #{user_id}")
+    return known.get(user_id) or Member.former(user_id)

@@ -1,4 +1,4 @@
-"""Members' safety actions (report, block, unblock), introduction intents, and roles.
+"""Members' safety actions (report, block, unblock) and introduction intents.
 
 Each action writes its change and its compliance-log row in one transaction, so the log can
 never miss something that happened nor record something that did not.
@@ -10,39 +10,17 @@ import aiosqlite
 
 from gateway.exceptions import (
     CannotMessageSelf,
-    Forbidden,
     InvalidRequest,
     MemberNotFound,
     MessageNotFound,
 )
+from gateway.limits import MAX_NOTE_CHARS
 from gateway.messaging import queries
 from gateway.messaging.models import Member, Origin
-from gateway.moderation.models import Block, Report, ReportCategory, Role
+from gateway.moderation.models import Block, Report, ReportCategory
 from gateway.services import Services
 from gateway.store import messaging, moderation
-
-MAX_NOTE_CHARS = 1000
-
-
-async def role_of(s: Services, member: Member) -> Role | None:
-    """Read from the main app on every call, so granting or revoking takes effect at once."""
-    if member.is_admin:
-        return "admin"
-    if await s.directory.has_moderator_attribute(member.user_id):
-        return "moderator"
-    return None
-
-
-async def require_moderator(s: Services, member: Member) -> Role:
-    role = await role_of(s, member)
-    if role is None:
-        raise Forbidden("Only moderators may do this.")
-    return role
-
-
-async def require_admin(s: Services, member: Member) -> None:
-    if not member.is_admin:
-        raise Forbidden("Only admins may do this.")
+from gateway.timestamps import utc_now
 
 
 async def file_report(
@@ -65,7 +43,7 @@ async def file_report(
         if message.sender_id == me.user_id:
             raise InvalidRequest("You cannot report your own message.")
     reported_id = conversation.peer_of(me.user_id)
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> tuple[Report, bool]:
         # A double click or a retry must not put the same complaint in the queue twice.
@@ -82,7 +60,7 @@ async def file_report(
             note=note,
             now=now,
         )
-        await moderation.append_log(
+        await moderation.append_compliance(
             conn,
             "report_filed",
             now,
@@ -119,12 +97,12 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
     if member_id == me.user_id:
         raise CannotMessageSelf("You cannot block yourself.")
     blocked = await _known_to(s, me, member_id)
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> bool:
         created = await moderation.insert_block(conn, me.user_id, member_id, now)
         if created:
-            await moderation.append_log(
+            await moderation.append_compliance(
                 conn, "block", now, actor_id=me.user_id, subject_id=member_id
             )
         return created
@@ -137,12 +115,12 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
 
 async def unblock(s: Services, me: Member, member_id: int) -> bool:
     """Whether a block was lifted (unblocking someone not blocked changes nothing)."""
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> bool:
         removed = await moderation.delete_block(conn, me.user_id, member_id)
         if removed:
-            await moderation.append_log(
+            await moderation.append_compliance(
                 conn, "unblock", now, actor_id=me.user_id, subject_id=member_id
             )
         return removed
@@ -155,10 +133,7 @@ async def blocks(s: Services, me: Member) -> list[tuple[Block, Member]]:
     async with s.store.reading() as conn:
         mine = await moderation.blocks_by(conn, me.user_id)
     known = await s.directory.members_by_id(b.blocked_id for b in mine)
-    return [
-        (b, known.get(b.blocked_id) or Member(b.blocked_id, f"former member #{b.blocked_id}"))
-        for b in mine
-    ]
+    return [(b, known.get(b.blocked_id) or Member.former(b.blocked_id)) for b in mine]
 
 
 async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -> int:
@@ -166,7 +141,7 @@ async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -
     if peer_id == me.user_id:
         raise CannotMessageSelf()
     await _known_to(s, me, peer_id)
-    now = messaging.utc_now()
+    now = utc_now()
 
     async def tx(conn: aiosqlite.Connection) -> int:
         return await moderation.insert_intent(

@@ -14,7 +14,8 @@ from typing import Any, cast
 
 import aiosqlite
 
-from gateway.messaging.models import Conversation, Event, EventType, Message, Origin, PendingEvent
+from gateway.live.events import Event, EventType, PendingEvent
+from gateway.messaging.models import Conversation, Message, Origin
 from gateway.store.rows import (
     BLOCK_BETWEEN,
     CONVERSATION_COLUMNS,
@@ -25,7 +26,6 @@ from gateway.store.rows import (
     fetch_one,
     message_from_row,
 )
-from gateway.store.rows import utc_now as utc_now  # actions stamp what they write with it
 
 
 def _event(row: sqlite3.Row) -> Event:

@@ -2,7 +2,7 @@
 
 Like `messaging`, functions take a connection: writes run inside the writer's transaction so
 an action can log what it did atomically with doing it. The export's paging queries live in
-`export_queries`, the introduction metrics in `metrics_queries`.
+`exports`, the operators' and admins' counts in `metrics`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import Any, cast
 
 import aiosqlite
 
+from gateway.limits import REPORT_CONTEXT_EACH_SIDE
 from gateway.messaging.models import Message
 from gateway.moderation.models import (
     AuditAction,
     AuditEntry,
     Block,
-    LogEntry,
-    LogKind,
+    ComplianceEntry,
+    ComplianceKind,
     Report,
     ReportCategory,
     ReportStatus,
@@ -40,8 +41,9 @@ _REPORT_COLUMNS = (
 _AUDIT_COLUMNS = (
     "id, actor_id, action, member_id, details, created_at, outcome, row_count, sha256, completed_at"
 )
-_LOG_COLUMNS = "id, kind, actor_id, subject_id, conversation_id, report_id, details, created_at"
-CONTEXT_EACH_SIDE = 5
+_COMPLIANCE_COLUMNS = (
+    "id, kind, actor_id, subject_id, conversation_id, report_id, details, created_at"
+)
 
 
 def _json(details: dict[str, Any]) -> str:
@@ -81,10 +83,10 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
     )
 
 
-def _log(row: sqlite3.Row) -> LogEntry:
-    return LogEntry(
+def _compliance(row: sqlite3.Row) -> ComplianceEntry:
+    return ComplianceEntry(
         id=row["id"],
-        kind=cast(LogKind, row["kind"]),
+        kind=cast(ComplianceKind, row["kind"]),
         actor_id=row["actor_id"],
         subject_id=row["subject_id"],
         conversation_id=row["conversation_id"],
@@ -107,9 +109,9 @@ async def _changed(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]
 # The compliance log
 
 
-async def append_log(
+async def append_compliance(
     conn: aiosqlite.Connection,
-    kind: LogKind,
+    kind: ComplianceKind,
     now: str,
     *,
     actor_id: int | None = None,
@@ -120,20 +122,22 @@ async def append_log(
 ) -> int:
     return await _insert(
         conn,
-        "INSERT INTO moderation_log (kind, actor_id, subject_id, conversation_id, report_id, "
+        "INSERT INTO compliance_log (kind, actor_id, subject_id, conversation_id, report_id, "
         "details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (kind, actor_id, subject_id, conversation_id, report_id, _json(details or {}), now),
     )
 
 
-async def log_entries(conn: aiosqlite.Connection, before: int | None, limit: int) -> list[LogEntry]:
+async def compliance_entries(
+    conn: aiosqlite.Connection, before: int | None, limit: int
+) -> list[ComplianceEntry]:
     """Newest first, below `before` when given."""
     rows = await fetch_all(
         conn,
-        f"SELECT {_LOG_COLUMNS} FROM moderation_log WHERE id < ? ORDER BY id DESC LIMIT ?",
+        f"SELECT {_COMPLIANCE_COLUMNS} FROM compliance_log WHERE id < ? ORDER BY id DESC LIMIT ?",
         (before if before is not None else 2**62, limit),
     )
-    return [_log(row) for row in rows]
+    return [_compliance(row) for row in rows]
 
 
 # The audit log
@@ -270,20 +274,25 @@ async def report_context(conn: aiosqlite.Connection, report: Report) -> list[Mes
             conn,
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
             "ORDER BY id DESC LIMIT ?",
-            (report.conversation_id, report.context_until_id, 2 * CONTEXT_EACH_SIDE),
+            (report.conversation_id, report.context_until_id, 2 * REPORT_CONTEXT_EACH_SIDE),
         )
         return [message_from_row(row) for row in reversed(rows)]
     before = await fetch_all(
         conn,
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id <= ? "
         "ORDER BY id DESC LIMIT ?",
-        (report.conversation_id, report.message_id, CONTEXT_EACH_SIDE + 1),
+        (report.conversation_id, report.message_id, REPORT_CONTEXT_EACH_SIDE + 1),
     )
     after = await fetch_all(
         conn,
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id > ? "
         "AND id <= ? ORDER BY id ASC LIMIT ?",
-        (report.conversation_id, report.message_id, report.context_until_id, CONTEXT_EACH_SIDE),
+        (
+            report.conversation_id,
+            report.message_id,
+            report.context_until_id,
+            REPORT_CONTEXT_EACH_SIDE,
+        ),
     )
     return [message_from_row(row) for row in [*reversed(before), *after]]
 

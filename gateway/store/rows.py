@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiosqlite
@@ -22,11 +21,6 @@ BLOCK_BETWEEN = (
     "EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) "
     "OR (blocker_id = ? AND blocked_id = ?))"
 )
-
-
-def utc_now() -> str:
-    """Timestamps as the gateway stores and serves them: ISO 8601 UTC, milliseconds, `Z`."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # Each aiosqlite call is a round trip to the connection's thread: one per statement, not

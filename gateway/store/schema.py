@@ -145,6 +145,16 @@ MIGRATIONS: tuple[str, ...] = (
         UPDATE conversations SET updated_at = NEW.created_at WHERE id = NEW.conversation_id;
     END;
     """,
+    # 4: the compliance log gets one name everywhere (it was `moderation_log`).
+    """
+    DROP TRIGGER moderation_log_no_update;
+    DROP TRIGGER moderation_log_no_delete;
+    ALTER TABLE moderation_log RENAME TO compliance_log;
+    CREATE TRIGGER compliance_log_no_update BEFORE UPDATE ON compliance_log
+    BEGIN SELECT RAISE(ABORT, 'compliance_log is append-only'); END;
+    CREATE TRIGGER compliance_log_no_delete BEFORE DELETE ON compliance_log
+    BEGIN SELECT RAISE(ABORT, 'compliance_log is append-only'); END;
+    """,
 )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from gateway.exceptions import InvalidRequest
+from gateway.limits import MAX_POLL_WAIT_SECONDS
 from gateway.live import feed
+from gateway.live.events import poll_response_json
 from gateway.views.request import current_member, services
 
 blueprint = Blueprint("live", __name__, url_prefix="/api")
-
-MAX_WAIT_SECONDS = 25
 
 
 @blueprint.get("/stream")
@@ -45,13 +45,11 @@ async def events() -> Response:
         wait = float(raw_wait)
     except ValueError:
         raise InvalidRequest("`wait` must be a number of seconds.") from None
-    if not 0 <= wait <= MAX_WAIT_SECONDS:
-        raise InvalidRequest(f"`wait` must be between 0 and {MAX_WAIT_SECONDS}.")
+    if not 0 <= wait <= MAX_POLL_WAIT_SECONDS:
+        raise InvalidRequest(f"`wait` must be between 0 and {MAX_POLL_WAIT_SECONDS}.")
     found, cursor = await feed.poll(services(), member.user_id, request.args.get("after"), wait)
-    # Payloads are spliced in as stored, the same bytes the stream sends.
-    items = ",".join(f'{{"id":"{e.id}","type":"{e.type}","data":{e.data_json}}}' for e in found)
     return Response(
-        f'{{"events":[{items}],"cursor":"{cursor}"}}',
+        poll_response_json(found, cursor),
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )

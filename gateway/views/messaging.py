@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from quart import Blueprint, request
 
 from gateway.exceptions import InvalidRequest
+from gateway.limits import MAX_CLIENT_ID_CHARS
 from gateway.messaging import actions, queries
-from gateway.messaging.models import ORIGIN_TYPES, Origin, OriginType
+from gateway.messaging.models import Origin
 from gateway.views.request import (
     current_member,
     int_field,
     json_object,
     optional_str_field,
+    origin_field,
     query_int,
+    query_limit,
     services,
 )
 
 blueprint = Blueprint("messaging", __name__, url_prefix="/api")
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
 JsonResponse = tuple[dict[str, Any], int]
 
 
@@ -49,7 +50,7 @@ async def start_conversation() -> JsonResponse:
     member = await current_member()
     payload = await json_object()
     peer_id = int_field(payload, "peer_id")
-    origin = _origin(payload.get("origin"))
+    origin = origin_field(payload, default=Origin("inbox"))
     view, created = await actions.start_conversation(services(), member, peer_id, origin)
     return {"conversation": view.to_json()}, 201 if created else 200
 
@@ -67,7 +68,7 @@ async def messages(conversation_id: int) -> dict[str, Any]:
     member = await current_member()
     before = query_int("before", minimum=1)
     after = query_int("after", minimum=0)
-    limit = query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    limit = query_limit()
     if before is not None and after is not None:
         raise InvalidRequest("Use `before` or `after`, not both.")
     page, has_more = await queries.messages_page(
@@ -83,7 +84,7 @@ async def send_message(conversation_id: int) -> JsonResponse:
     body = payload.get("body")
     if not isinstance(body, str):
         raise InvalidRequest("`body` must be a string.")
-    client_id = optional_str_field(payload, "client_id", max_length=128)
+    client_id = optional_str_field(payload, "client_id", max_length=MAX_CLIENT_ID_CHARS)
     message, stored = await actions.send_message(
         services(), member, conversation_id, body, client_id
     )
@@ -96,14 +97,3 @@ async def mark_read(conversation_id: int) -> dict[str, Any]:
     message_id = int_field(await json_object(), "message_id")
     state = await actions.mark_read(services(), member, conversation_id, message_id)
     return {"read": state.to_json()}
-
-
-def _origin(raw: object) -> Origin:
-    if raw is None:
-        return Origin("inbox")
-    if not isinstance(raw, dict) or raw.get("type") not in ORIGIN_TYPES:
-        raise InvalidRequest(f"`origin.type` must be one of {', '.join(ORIGIN_TYPES)}.")
-    ref = raw.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > 200):
-        raise InvalidRequest("`origin.ref` must be a string of at most 200 characters or null.")
-    return Origin(cast(OriginType, raw["type"]), ref)

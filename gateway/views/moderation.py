@@ -7,16 +7,21 @@ from typing import Any, cast
 from quart import Blueprint, Response, request
 
 from gateway.exceptions import InvalidRequest
-from gateway.messaging.models import ORIGIN_TYPES, Origin, OriginType
-from gateway.moderation import review, safety
+from gateway.limits import MAX_RESOLUTION_CHARS
+from gateway.moderation import review, roles, safety
 from gateway.moderation.models import REPORT_CATEGORIES, ReportCategory, ReportStatus
-from gateway.views.request import current_member, int_field, json_object, query_int, services
+from gateway.views.request import (
+    current_member,
+    int_field,
+    json_object,
+    origin_field,
+    query_int,
+    query_limit,
+    services,
+)
 
 blueprint = Blueprint("moderation", __name__, url_prefix="/api")
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
-MAX_RESOLUTION_CHARS = 1000
 JsonResponse = tuple[dict[str, Any], int]
 
 
@@ -81,13 +86,7 @@ async def record_intent() -> JsonResponse:
     member = await current_member()
     payload = await json_object()
     peer_id = int_field(payload, "peer_id")
-    raw = payload.get("origin")
-    if not isinstance(raw, dict) or raw.get("type") not in ORIGIN_TYPES:
-        raise InvalidRequest(f"`origin.type` must be one of {', '.join(ORIGIN_TYPES)}.")
-    ref = raw.get("ref")
-    if ref is not None and (not isinstance(ref, str) or len(ref) > 200):
-        raise InvalidRequest("`origin.ref` must be a string of at most 200 characters or null.")
-    origin = Origin(cast(OriginType, raw["type"]), ref)
+    origin = origin_field(payload, default=None)  # an intent must say where it began
     intent_id = await safety.record_intent(services(), member, peer_id, origin)
     return {"intent": {"id": intent_id, "peer_id": peer_id, "origin": origin.to_json()}}, 201
 
@@ -98,7 +97,7 @@ async def record_intent() -> JsonResponse:
 @blueprint.get("/moderation/me")
 async def moderation_me() -> dict[str, Any]:
     member = await current_member()
-    role = await safety.require_moderator(services(), member)
+    role = await roles.require_moderator(services(), member)
     return {**member.me(), "role": role}
 
 
@@ -110,7 +109,7 @@ async def reports() -> dict[str, Any]:
         raise InvalidRequest("`status` must be open or resolved.")
     # The open queue runs oldest first and pages forward (`after`); the resolved history
     # runs newest first and pages back (`before`).
-    _, limit = page_args()
+    limit = query_limit()
     last_seen = (
         query_int("after", minimum=0) if status == "open" else query_int("before", minimum=1)
     )
@@ -154,5 +153,4 @@ async def export_entry(export_id: int) -> dict[str, Any]:
 
 def page_args() -> tuple[int | None, int]:
     """`before` (an id to page back from) and `limit` of a newest-first listing."""
-    before = query_int("before", minimum=1)
-    return before, query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+    return query_int("before", minimum=1), query_limit()

@@ -1,8 +1,10 @@
-"""Request plumbing shared by the views: services, the signed-in member, typed input."""
+"""Request plumbing shared by the views: services, the signed-in member, typed input, and the
+same-origin rule for cookie-authenticated requests."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -10,12 +12,12 @@ from quart import current_app, request
 from werkzeug.routing import IntegerConverter, Map
 
 from gateway.exceptions import CrossOrigin, InvalidRequest
-from gateway.messaging.models import Member
+from gateway.limits import DEFAULT_PAGE, MAX_ID, MAX_ORIGIN_REF_CHARS, MAX_PAGE
+from gateway.messaging.models import ORIGIN_TYPES, Member, Origin, OriginType
 from gateway.services import Services
+from gateway.timestamps import Window, format_utc
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# SQLite's integers are 64-bit: a larger id or cursor names nothing that can exist.
-MAX_ID = 2**63 - 1
 
 
 class IdConverter(IntegerConverter):
@@ -65,6 +67,21 @@ def optional_str_field(payload: dict[str, Any], name: str, max_length: int) -> s
     return value
 
 
+def origin_field(payload: dict[str, Any], *, default: Origin | None) -> Origin:
+    """`origin`: where a conversation or compose began. Missing is `default`, or refused."""
+    raw = payload.get("origin")
+    if raw is None and default is not None:
+        return default
+    if not isinstance(raw, dict) or raw.get("type") not in ORIGIN_TYPES:
+        raise InvalidRequest(f"`origin.type` must be one of {', '.join(ORIGIN_TYPES)}.")
+    ref = raw.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_ORIGIN_REF_CHARS):
+        raise InvalidRequest(
+            f"`origin.ref` must be a string of at most {MAX_ORIGIN_REF_CHARS} characters or null."
+        )
+    return Origin(cast(OriginType, raw["type"]), ref)
+
+
 def query_int(name: str, *, minimum: int, maximum: int = MAX_ID) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -77,6 +94,37 @@ def query_int(name: str, *, minimum: int, maximum: int = MAX_ID) -> int | None:
         bound = f"between {minimum} and {maximum}" if maximum < MAX_ID else f">= {minimum}"
         raise InvalidRequest(f"`{name}` must be {bound}.")
     return value
+
+
+def query_limit() -> int:
+    """`limit` of a listing page."""
+    return query_int("limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+
+
+def query_window() -> Window:
+    """`since` and `until`: ISO 8601 dates or times (naive means UTC)."""
+    since, until = _query_instant("since"), _query_instant("until")
+    if since is not None and until is not None and since >= until:
+        raise InvalidRequest("`since` must be before `until`.")
+    return Window(since, until)
+
+
+def _query_instant(name: str) -> str | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        # A `+` in a query string arrives as a space: "12:00:00 02:00" meant "+02:00".
+        value = datetime.fromisoformat(raw.replace(" ", "+") if "T" in raw else raw)
+    except ValueError:
+        raise InvalidRequest(
+            f"`{name}` must be an ISO 8601 date or time, such as 2026-01-31 or "
+            "2026-01-31T12:00:00Z."
+        ) from None
+    try:
+        return format_utc(value)
+    except OverflowError:  # e.g. 0001-01-01 in a zone east of UTC
+        raise InvalidRequest(f"`{name}` is out of range.") from None
 
 
 async def reject_cross_site_requests() -> None:

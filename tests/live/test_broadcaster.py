@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.live.broadcaster import Broadcaster, SubscriptionClosed
-from gateway.messaging.models import Event
+from gateway.live.events import Event
 
 
 def event(event_id: int, user_id: int = 1) -> Event:

@@ -65,15 +65,15 @@ async def test_the_logs_refuse_updates_and_deletes(gw: Harness, tmp_path: Path) 
     conn = sqlite3.connect(tmp_path / "messaging.db")
     try:
         for statement in (
-            "UPDATE moderation_log SET actor_id = 99",
-            "DELETE FROM moderation_log",
+            "UPDATE compliance_log SET actor_id = 99",
+            "DELETE FROM compliance_log",
             "DELETE FROM audit_log",
             "UPDATE audit_log SET sha256 = 'forged'",
             "UPDATE audit_log SET details = '{}' WHERE action = 'export'",
         ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute(statement)
-        kinds = [row[0] for row in conn.execute("SELECT kind FROM moderation_log ORDER BY id")]
+        kinds = [row[0] for row in conn.execute("SELECT kind FROM compliance_log ORDER BY id")]
     finally:
         conn.close()
     assert kinds == ["conversation_created", "report_filed", "export"]
