@@ -29,8 +29,9 @@ import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.store import DirectoryEntry, MessagingStore, create_directory
+from gateway.store import MessagingStore
 from gateway.store import moderation as moderation_store
+from gateway.store.stand_in import DirectoryEntry, create_directory
 from gateway.timestamps import utc_now
 from tests.support.localserver import LocalGateway
 

@@ -1,21 +1,23 @@
-"""Everything a worker holds open while it serves: stores, broadcaster, relay, authenticator."""
+"""Everything a worker holds open while it serves, and the one place it is wired together.
+
+`Services.open` builds each collaborator with the others it needs passed to its
+constructor, so the whole dependency graph of a worker is read here, top to bottom.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
+import asyncio
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from gateway import demo
 from gateway.auth import Authenticator
 from gateway.config import Settings
 from gateway.live.broadcaster import Broadcaster
+from gateway.live.doorbell import Doorbell
 from gateway.live.relay import Relay
 from gateway.live.retention import EventRetention
-from gateway.store import DEMO_MEMBERS, Directory, MessagingStore, create_directory
-
-log = logging.getLogger(__name__)
+from gateway.messaging.participants import ConversationMembers
+from gateway.store import Directory, MessagingStore
 
 
 @dataclass
@@ -26,29 +28,13 @@ class Counters:
     poll_requests: int = 0
 
 
-class ConversationMembers:
-    """Who takes part in each recently used conversation; bounded, and never stale (it
-    never changes)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._limit = limit
-        self._members: dict[int, tuple[int, int]] = {}
-
-    def get(self, conversation_id: int) -> tuple[int, int] | None:
-        return self._members.get(conversation_id)
-
-    def remember(self, conversation_id: int, members: tuple[int, int]) -> None:
-        if len(self._members) >= self._limit:
-            self._members.clear()
-        self._members[conversation_id] = members
-
-
 @dataclass
 class Services:
     settings: Settings
     store: MessagingStore
     directory: Directory
     broadcaster: Broadcaster
+    doorbell: Doorbell
     relay: Relay
     retention: EventRetention
     authenticator: Authenticator
@@ -64,23 +50,30 @@ class Services:
             read_connections=settings.read_connections,
             write_batch_size=settings.write_batch_size,
         )
+        data_dir = settings.messaging_db.parent
         if settings.app_db is None:
-            app_db = demo_directory_path(settings)
-            await create_directory(app_db, DEMO_MEMBERS)
-            log.warning(
-                "DEMO MODE: WB_APP_DB is not set, so members come from the demo directory %s "
-                "and anyone can sign in as them at /demo/login. Never run this in production.",
-                app_db,
-            )
+            app_db = await demo.open_demo_directory(data_dir)
+            session_secrets: tuple[str, ...] = (demo.demo_secret(data_dir),)
         else:
             app_db = settings.app_db
+            session_secrets = settings.session_secrets or ()
         directory = await Directory.open(app_db, settings.read_connections)
-        session_secrets = settings.session_secrets or (demo_secret(settings),)
-        broadcaster = Broadcaster(settings.stream_queue_size)
-        relay = Relay(store, broadcaster, settings.relay_poll_seconds, settings.messaging_db)
+
+        # Live delivery. After a commit, an action publishes to the broadcaster, which
+        # delivers in id order to this worker's streams and rings the doorbell so the other
+        # workers' relays read the log at once. When ids skip (another worker committed in
+        # between), the broadcaster wakes this worker's relay, which delivers from the log.
+        relay_wake = asyncio.Event()
+        doorbell = Doorbell(settings.messaging_db, on_ring=relay_wake.set)
+        broadcaster = Broadcaster(
+            settings.stream_queue_size, on_gap=relay_wake.set, on_published=doorbell.ring
+        )
+        relay = Relay(store, broadcaster, relay_wake, settings.relay_poll_seconds)
         await relay.start()
+        doorbell.open()
         retention = EventRetention(store, settings.event_retention_days)
         retention.start()
+
         authenticator = Authenticator(
             directory, session_secrets, settings.session_max_age, settings.auth_cache_seconds
         )
@@ -89,6 +82,7 @@ class Services:
             store,
             directory,
             broadcaster,
+            doorbell,
             relay,
             retention,
             authenticator,
@@ -98,27 +92,8 @@ class Services:
 
     async def close(self) -> None:
         self.broadcaster.close()
+        self.doorbell.close()
         await self.relay.close()
         await self.retention.close()
         await self.store.close()
         await self.directory.close()
-
-
-def demo_directory_path(settings: Settings) -> Path:
-    return settings.messaging_db.parent / "demo-app.db"
-
-
-def demo_secret(settings: Settings) -> str:
-    """A random signing secret kept beside the demo data, shared by all workers."""
-    path = settings.messaging_db.parent / "demo-session-secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = path.with_name(f"{path.name}.{os.getpid()}")
-    candidate.write_text(secrets.token_urlsafe(32))
-    os.chmod(candidate, 0o600)
-    try:
-        os.link(candidate, path)  # atomic: the first worker's secret wins
-    except FileExistsError:
-        pass
-    finally:
-        candidate.unlink()
-    return path.read_text().strip()

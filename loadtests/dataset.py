@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from gateway.auth import sign_session
-from gateway.store import DirectoryEntry, create_directory
+from gateway.store.stand_in import DirectoryEntry, create_directory
 from loadtests.scenarios import SCENARIOS, Scenario
 
 COOKIE_NAME = "wb_session"

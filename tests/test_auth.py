@@ -17,7 +17,7 @@ from gateway import mint
 from gateway.app import create_app
 from gateway.auth import read_session, sign_session
 from gateway.config import Settings
-from tests.conftest import ALICE, BOB, COOKIE, SECRET, as_member, starlette_cookie
+from tests.support.members import ALICE, BOB, COOKIE, SECRET, as_member, starlette_cookie
 
 
 class SignerFromThePast(TimestampSigner):

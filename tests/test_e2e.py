@@ -14,8 +14,8 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from tests.conftest import ALICE, BOB, COOKIE, SECRET, starlette_cookie
 from tests.support.localserver import LocalGateway
+from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
 
 pytestmark = pytest.mark.e2e
 

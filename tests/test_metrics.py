@@ -14,7 +14,8 @@ import pytest
 from gateway import metrics
 from gateway.live.events import PendingEvent
 from gateway.store import messaging
-from tests.support.moderation import ADMIN, ALICE, BOB, CAROL, MOD, Harness, harness
+from tests.support.members import ADMIN, ALICE, BOB, CAROL, MOD
+from tests.support.moderation import Harness, harness
 
 SAMPLE = re.compile(r"^(wb_[a-z_]+)(\{[^}]*\})? (\S+)$")
 

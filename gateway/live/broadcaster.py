@@ -79,13 +79,20 @@ class Subscription:
 
 
 class Broadcaster:
-    def __init__(self, queue_size: int) -> None:
+    def __init__(
+        self,
+        queue_size: int,
+        *,
+        on_gap: Callable[[], None],
+        on_published: Callable[[], None],
+    ) -> None:
+        """`on_gap` is called when published ids skip some (the relay must read them from the
+        log: the no-gap guarantee depends on it); `on_published` when this worker committed
+        events (so other workers can be told at once)."""
         self._queue_size = queue_size
         self._subscriptions: defaultdict[int, set[Subscription]] = defaultdict(set)
-        # Called when published ids skip some: the relay then reads them from the log.
-        self.on_gap: Callable[[], None] = lambda: None
-        # Called when this worker committed events, so other workers can be told at once.
-        self.on_published: Callable[[], None] = lambda: None
+        self._on_gap = on_gap
+        self._on_published = on_published
         self.last_published = 0
         self.delivered = 0
 
@@ -110,10 +117,10 @@ class Broadcaster:
         """Deliver events this worker just committed, unless that would skip over others."""
         if not events:
             return
-        self.on_published()
+        self._on_published()
         if events[0].id != self.last_published + 1:
             if events[-1].id > self.last_published:
-                self.on_gap()
+                self._on_gap()
             return
         self._deliver(events)
 

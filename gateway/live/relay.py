@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 from gateway.live.broadcaster import Broadcaster
-from gateway.live.doorbell import Doorbell
 from gateway.store import MessagingStore, messaging
 
 log = logging.getLogger(__name__)
@@ -28,17 +26,16 @@ class Relay:
         self,
         store: MessagingStore,
         broadcaster: Broadcaster,
+        wake: asyncio.Event,
         poll_seconds: float,
-        database: Path,
     ) -> None:
+        """`wake` is set by whoever knows the log has events this worker has not delivered:
+        the broadcaster on a gap, the doorbell when another worker committed."""
         self._store = store
         self._broadcaster = broadcaster
+        self._wake = wake
         self._poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._doorbell = Doorbell(database, self.wake)
-        broadcaster.on_gap = self.wake
-        broadcaster.on_published = self._doorbell.ring
 
     async def start(self) -> None:
         async with self._store.reading() as conn:
@@ -46,13 +43,8 @@ class Relay:
         # Streams replay older events from the log themselves; live delivery starts here.
         self._broadcaster.last_published = newest
         self._task = asyncio.create_task(self._run(), name="event-relay")
-        self._doorbell.open()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def close(self) -> None:
-        self._doorbell.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

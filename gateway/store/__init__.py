@@ -1,7 +1,18 @@
 """The storage layer: the only code that opens connections or speaks SQL.
 
-`MessagingStore` owns messaging.db (one writer, a read pool); `Directory` reads the main
-app's database. The SQL itself lives in `messaging` and `directory`.
+Its whole surface, as actions and queries use it (a second implementation must offer the
+same):
+
+- `MessagingStore` owns messaging.db: `write(tx)` runs `tx(conn)` as one write transaction
+  and returns after COMMIT; `reading()` lends a read connection that never waits for writes.
+- The statement modules, functions of a connection: `messaging` (conversations, messages,
+  read pointers, events), `moderation` (reports, blocks, intents, compliance and audit logs),
+  `exports` (a moderator export's snapshot and pages), `metrics` (counts).
+- `Directory` reads the main app's database (members, visibility, sessions), read-only.
+
+Internals: `connections` (the writer task and read pools), `process_lock` (workers take
+turns writing), `schema` (migrations), `rows` (shared column lists and row mappers),
+`stand_in` (writes a main-app database for the demo, tests and load tests).
 """
 
 from __future__ import annotations
@@ -14,11 +25,11 @@ from typing import TypeVar
 import aiosqlite
 
 from gateway.store.connections import ReadPool, Transaction, Writer, connect
-from gateway.store.directory import DEMO_MEMBERS, Directory, DirectoryEntry, create_directory
+from gateway.store.directory import Directory
 from gateway.store.process_lock import ProcessLock
 from gateway.store.schema import migrate
 
-__all__ = ["DEMO_MEMBERS", "Directory", "DirectoryEntry", "MessagingStore", "create_directory"]
+__all__ = ["Directory", "MessagingStore", "Transaction"]
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Read-only access to the main app's member directory (`app.db`), and the demo copy of it.
+"""Read-only access to the main app's member directory (`app.db`).
 
 The visibility rule is the main app's: V sees M when V is an admin, M's sync_scope is
 'public', M is V, or V invited M. Two members may message when each sees the other.
@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from gateway.messaging.models import Member
-from gateway.store.connections import ReadPool, connect
+from gateway.store.connections import ReadPool
 
 
 def _sees(viewer: str, member: str) -> str:
@@ -134,65 +133,3 @@ class Directory:
             return False
         expires_at = _parse_sqlalchemy_time(rows[0]["expires_at"])
         return expires_at is not None and expires_at > datetime.utcnow()
-
-
-# The main app's schema, for the demo directory and for test and load-test directories.
-DIRECTORY_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL, "
-    "is_admin BOOLEAN NOT NULL DEFAULT 0, sync_scope TEXT NOT NULL DEFAULT 'private')",
-    "CREATE TABLE IF NOT EXISTS user_attributes (user_id INTEGER NOT NULL, key TEXT NOT NULL, "
-    "value TEXT, PRIMARY KEY (user_id, key))",
-    "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, "
-    "expires_at DATETIME NOT NULL, is_fully_authenticated BOOLEAN NOT NULL DEFAULT 0)",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryEntry:
-    user_id: int
-    username: str
-    is_admin: bool = False
-    sync_scope: str = "private"
-    invited_by: int | None = None
-    attributes: tuple[tuple[str, str], ...] = ()
-
-
-# A few members who show every visibility case.
-DEMO_MEMBERS = (
-    DirectoryEntry(1, "alice", sync_scope="public"),
-    DirectoryEntry(2, "bob", sync_scope="public"),
-    DirectoryEntry(3, "carol", sync_scope="public", invited_by=1),
-    DirectoryEntry(4, "dave", invited_by=1),  # private: only alice, his inviter, sees him
-    DirectoryEntry(5, "erin", is_admin=True, sync_scope="public"),  # an admin sees everyone
-    DirectoryEntry(6, "frank", invited_by=5),
-)
-
-
-async def create_directory(path: Path, members: Iterable[DirectoryEntry]) -> None:
-    """Create (or top up) a directory database in the main app's schema.
-
-    The gateway itself only does this for demo mode; tests and load tests use it to stand
-    in for the main app. Safe when several workers start at once.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = await connect(path)
-    try:
-        await conn.execute("BEGIN IMMEDIATE")
-        for statement in DIRECTORY_SCHEMA:
-            await conn.execute(statement)
-        for entry in members:
-            await conn.execute(
-                "INSERT OR IGNORE INTO users (id, username, is_admin, sync_scope) "
-                "VALUES (?, ?, ?, ?)",
-                (entry.user_id, entry.username, int(entry.is_admin), entry.sync_scope),
-            )
-            attributes = list(entry.attributes)
-            if entry.invited_by is not None:
-                attributes.append(("invited_by_user_id", str(entry.invited_by)))
-            await conn.executemany(
-                "INSERT OR IGNORE INTO user_attributes (user_id, key, value) VALUES (?, ?, ?)",
-                [(entry.user_id, key, value) for key, value in attributes],
-            )
-        await conn.execute("COMMIT")
-    finally:
-        await conn.close()

@@ -8,8 +8,8 @@ from quart import Blueprint, redirect, request
 from werkzeug.wrappers.response import Response
 
 from gateway.auth import sign_session
+from gateway.demo import DEMO_MEMBERS
 from gateway.exceptions import MemberNotFound
-from gateway.store import DEMO_MEMBERS
 from gateway.views.request import services
 
 blueprint = Blueprint("demo", __name__, url_prefix="/demo")

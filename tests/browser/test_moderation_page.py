@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from gateway.store import DirectoryEntry, create_directory
+from gateway.store.stand_in import DirectoryEntry, create_directory
 from tests.browser.conftest import TIMEOUT_MS
 from tests.support.localserver import LocalGateway
 

@@ -13,7 +13,7 @@ def event(event_id: int, user_id: int = 1) -> Event:
 
 
 async def test_each_subscription_of_a_member_gets_each_event_once_in_order() -> None:
-    broadcaster = Broadcaster(queue_size=10)
+    broadcaster = Broadcaster(queue_size=10, on_gap=lambda: None, on_published=lambda: None)
     phone, laptop, other = (
         broadcaster.subscribe(1),
         broadcaster.subscribe(1),
@@ -28,9 +28,10 @@ async def test_each_subscription_of_a_member_gets_each_event_once_in_order() -> 
 
 
 async def test_events_out_of_sequence_are_left_to_the_relay() -> None:
-    broadcaster = Broadcaster(queue_size=10)
     gaps: list[bool] = []
-    broadcaster.on_gap = lambda: gaps.append(True)
+    broadcaster = Broadcaster(
+        queue_size=10, on_gap=lambda: gaps.append(True), on_published=lambda: None
+    )
     subscription = broadcaster.subscribe(1)
     broadcaster.publish([event(1)])
     broadcaster.publish([event(3)])  # 2 was committed by another worker
@@ -43,7 +44,7 @@ async def test_events_out_of_sequence_are_left_to_the_relay() -> None:
 
 
 async def test_a_consumer_that_stops_reading_is_dropped_not_buffered_forever() -> None:
-    broadcaster = Broadcaster(queue_size=3)
+    broadcaster = Broadcaster(queue_size=3, on_gap=lambda: None, on_published=lambda: None)
     slow = broadcaster.subscribe(1)
     broadcaster.publish([event(n) for n in range(1, 10)])
     assert slow.lagged
@@ -53,7 +54,7 @@ async def test_a_consumer_that_stops_reading_is_dropped_not_buffered_forever() -
 
 
 async def test_closing_wakes_waiting_consumers() -> None:
-    broadcaster = Broadcaster(queue_size=3)
+    broadcaster = Broadcaster(queue_size=3, on_gap=lambda: None, on_published=lambda: None)
     subscription = broadcaster.subscribe(1)
     broadcaster.publish([event(1)])
     broadcaster.close()

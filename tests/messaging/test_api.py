@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from quart.testing import QuartClient
 
-from tests.conftest import ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HANK, as_member
+from tests.support.members import ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HANK, as_member
 
 
 async def start(client: QuartClient, cookie: str, peer_id: int, **origin: Any) -> Any:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.moderation import ALICE, BOB, CAROL, DAVE, Harness, harness
+from tests.support.members import ALICE, BOB, CAROL, GRACE
+from tests.support.moderation import Harness, harness
 
 
 @pytest.fixture
@@ -88,14 +89,14 @@ async def test_block_input_is_checked(gw: Harness) -> None:
 
 async def test_visibility_is_decided_before_blocks(gw: Harness) -> None:
     """Someone who cannot see a member learns nothing about whether they are blocked."""
-    await gw.post("/api/blocks", DAVE, {"member_id": ALICE})
-    response = await gw.post("/api/conversations", ALICE, {"peer_id": DAVE})
+    await gw.post("/api/blocks", GRACE, {"member_id": ALICE})
+    response = await gw.post("/api/conversations", ALICE, {"peer_id": GRACE})
     assert (await gw.json(response, 403))["error"]["code"] == "not_visible"
 
 
 async def test_members_one_cannot_see_look_unknown_to_blocks_and_intents(gw: Harness) -> None:
     """Otherwise blocking or announcing ids one by one would list the whole directory."""
-    for member_id in (DAVE, 999):  # alice cannot see dave; 999 does not exist
+    for member_id in (GRACE, 999):  # alice cannot see grace; 999 does not exist
         blocked = await gw.post("/api/blocks", ALICE, {"member_id": member_id})
         intent = await gw.post(
             "/api/intents", ALICE, {"peer_id": member_id, "origin": {"type": "profile", "ref": "x"}}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.moderation import ADMIN, ALICE, BOB, MOD, Harness, harness
+from tests.support.members import ADMIN, ALICE, BOB, MOD
+from tests.support.moderation import Harness, harness
 
 
 @pytest.fixture

@@ -13,16 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.moderation import (
-    ADMIN,
-    ALICE,
-    BOB,
-    CAROL,
-    MOD,
-    NOT_MOD,
-    Harness,
-    harness,
-)
+from tests.support.members import ADMIN, ALICE, BOB, CAROL, MOD, NOT_MOD
+from tests.support.moderation import Harness, harness
 
 TRICKY = 'a "quoted", comma\nnew line and ünïcödé ✓'
 

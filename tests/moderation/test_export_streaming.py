@@ -14,10 +14,11 @@ import pytest
 from gateway.messaging.models import Member
 from gateway.moderation import export
 from gateway.store import moderation
-from gateway.store.exports import Window
-from tests.support.moderation import ADMIN, ALICE, BOB, CAROL, Harness, harness
+from gateway.timestamps import Window
+from tests.support.members import ADMIN, ALICE, BOB, CAROL
+from tests.support.moderation import Harness, harness
 
-ADMIN_MEMBER = Member(ADMIN, "admin", is_admin=True)
+ADMIN_MEMBER = Member(ADMIN, "hank", is_admin=True)
 
 
 @pytest.fixture

@@ -8,17 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.moderation import (
-    ADMIN,
-    ALICE,
-    BOB,
-    CAROL,
-    MOD,
-    MOD_YES,
-    NOT_MOD,
-    Harness,
-    harness,
-)
+from tests.support.members import ADMIN, ALICE, BOB, CAROL, MOD, MOD_YES, NOT_MOD
+from tests.support.moderation import Harness, harness
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.auth import sign_session
+from gateway.demo import secret_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HYPERCORN_CONFIG = PROJECT_ROOT / "hypercorn.toml"
@@ -60,7 +61,7 @@ class LocalGateway:
         configured = self.env.get("WB_SESSION_SECRET")
         if configured:
             return configured.split(",")[0]
-        return (Path(self.env["WB_MESSAGING_DB"]).parent / "demo-session-secret").read_text()
+        return secret_path(Path(self.env["WB_MESSAGING_DB"]).parent).read_text()
 
     def cookie_for(self, user_id: int, **session: object) -> str:
         """A session cookie value for `user_id`, signed like the main app's."""

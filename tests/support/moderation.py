@@ -1,4 +1,4 @@
-"""A gateway with members, a moderator and an admin, driven through Quart's test client.
+"""A gateway with the members of tests/support/members.py, driven through Quart's test client.
 
 Shared by the moderation, export and metrics tests. Each test file wraps `harness()` in its
 own fixture so the tests read as what a member, moderator or admin would do.
@@ -17,25 +17,8 @@ from gateway.app import create_app
 from gateway.auth import sign_session
 from gateway.config import Settings
 from gateway.services import Services
-from gateway.store import DirectoryEntry, create_directory
-
-SECRET = "moderation-test-secret"
-ALICE, BOB, CAROL, DAVE, MOD, ADMIN, NOT_MOD, MOD_YES = 1, 2, 3, 4, 9, 10, 11, 12
-
-MEMBERS = (
-    DirectoryEntry(ALICE, "alice", sync_scope="public"),
-    DirectoryEntry(BOB, "bob", sync_scope="public"),
-    DirectoryEntry(CAROL, "carol", sync_scope="public"),
-    DirectoryEntry(DAVE, "dave", invited_by=BOB),  # private: only bob (and admins) see him
-    DirectoryEntry(MOD, "mod", sync_scope="public", attributes=(("messaging_moderator", "1"),)),
-    DirectoryEntry(ADMIN, "admin", is_admin=True, sync_scope="public"),
-    DirectoryEntry(
-        NOT_MOD, "notmod", sync_scope="public", attributes=(("messaging_moderator", "no"),)
-    ),
-    DirectoryEntry(
-        MOD_YES, "modyes", sync_scope="public", attributes=(("messaging_moderator", " Yes "),)
-    ),
-)
+from gateway.store.stand_in import create_directory
+from tests.support.members import COOKIE, MEMBERS, SECRET
 
 
 class Harness:
@@ -45,7 +28,7 @@ class Harness:
 
     @staticmethod
     def headers(user_id: int) -> dict[str, str]:
-        return {"Cookie": f"wb_session={sign_session(SECRET, {'user_id': user_id})}"}
+        return {"Cookie": f"{COOKIE}={sign_session(SECRET, {'user_id': user_id})}"}
 
     async def get(self, path: str, user_id: int, **params: Any) -> Any:
         return await self.client.get(path, headers=self.headers(user_id), query_string=params)

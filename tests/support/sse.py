@@ -12,7 +12,7 @@ from typing import Any
 from quart.testing import QuartClient
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
 
-from tests.conftest import as_member
+from tests.support.members import as_member
 
 
 @dataclass
