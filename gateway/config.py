@@ -58,6 +58,20 @@ def _synchronous(raw: str) -> str:
     return value
 
 
+def _root_path(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and (not value.startswith("/") or "//" in value or any(c in value for c in "?#")):
+        raise ValueError("must be a path such as /messages")
+    return value
+
+
+def _session_check(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 5:
+        raise ValueError("must be more than 0 and at most 5 seconds")
+    return value
+
+
 def setting(env: str, parse: Callable[[str], Any], default: Any, help: str) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "help": help})
 
@@ -68,18 +82,38 @@ class Settings:
         "WB_SESSION_SECRET",
         _secrets,
         None,
-        "Comma-separated secrets of the main app's session cookie. All verify. Rotate by "
-        "prepending a new one. Required with WB_APP_DB; refused without it (the demo keeps "
-        "its own random secret in the data folder).",
+        "Comma-separated secrets of a signed session cookie (Starlette's SessionMiddleware), "
+        "for main apps that sign their sessions. All verify; rotate by prepending a new one. "
+        "Optional with WB_APP_DB (WhiteBalloon's own wb_session_id cookie needs none); refused "
+        "without it (the demo keeps its own random secret in the data folder).",
+    )
+    app_session_cookie: str = setting(
+        "WB_APP_SESSION_COOKIE",
+        str,
+        "wb_session_id",
+        "Name of WhiteBalloon's own session cookie, whose value is a row of app.db's sessions.",
     )
     session_cookie: str = setting(
-        "WB_SESSION_COOKIE", str, "wb_session", "Name of the main app's session cookie."
+        "WB_SESSION_COOKIE", str, "wb_session", "Name of the signed session cookie."
     )
     session_max_age: int = setting(
         "WB_SESSION_MAX_AGE",
         _positive_int,
         1_209_600,
-        "Oldest accepted cookie signature, in seconds (the main app's 14-day session).",
+        "Oldest accepted signed-cookie signature, in seconds (the main app's 14-day session).",
+    )
+    root_path: str = setting(
+        "WB_ROOT_PATH",
+        _root_path,
+        "",
+        "Path prefix the proxy passes on unchanged (e.g. /messages). Leave unset when the "
+        "proxy strips the prefix; the pages use relative URLs and work under either.",
+    )
+    sign_in_url: str = setting(
+        "WB_SIGN_IN_URL",
+        str,
+        "/login",
+        "Where the page sends a signed-out member: WhiteBalloon's sign-in page.",
     )
     messaging_db: Path = setting(
         "WB_MESSAGING_DB", Path, Path("data/messaging.db"), "The gateway's own SQLite database."
@@ -145,7 +179,14 @@ class Settings:
         float,
         2.0,
         "How long a verified session is trusted before the main app's sessions table is "
-        "read again (logout takes effect within this time). 0 disables the cache.",
+        "read again (logout takes effect within this time; at most 5). 0 disables the cache.",
+    )
+    session_check_seconds: float = setting(
+        "WB_SESSION_CHECK_SECONDS",
+        _session_check,
+        2.0,
+        "How often open streams' sessions are checked again; a stream whose session ended "
+        "is closed within this time plus a moment (at most 5).",
     )
 
     @property
@@ -176,13 +217,10 @@ class Settings:
                 "runs the demo, which signs anyone in, and it will not do so with a real "
                 "secret. Set WB_APP_DB, or unset WB_SESSION_SECRET to run the demo."
             )
-        if self.app_db is not None:
-            if self.session_secrets is None:
-                raise ConfigError("WB_SESSION_SECRET is required when WB_APP_DB is set")
-            if not self.app_db.is_file():
-                raise ConfigError(f"WB_APP_DB={str(self.app_db)!r} is not an existing file")
-        if not 0 <= self.auth_cache_seconds <= 10:  # also refuses nan
-            raise ConfigError("WB_AUTH_CACHE_SECONDS must be between 0 and 10")
+        if self.app_db is not None and not self.app_db.is_file():
+            raise ConfigError(f"WB_APP_DB={str(self.app_db)!r} is not an existing file")
+        if not 0 <= self.auth_cache_seconds <= 5:  # also refuses nan
+            raise ConfigError("WB_AUTH_CACHE_SECONDS must be between 0 and 5")
         if not self.event_retention_days <= 3650:
             raise ConfigError("WB_EVENT_RETENTION_DAYS must be at most 3650 (ten years)")
 

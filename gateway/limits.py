@@ -11,6 +11,9 @@ MAX_REQUEST_BYTES = 16 * 1024
 # SQLite's integers are 64-bit: a larger id or cursor names nothing that can exist.
 MAX_ID = 2**63 - 1
 
+# The main app's session ids are 32 hex characters; anything much longer is not one.
+MAX_SESSION_ID_CHARS = 128
+
 # Messaging.
 MAX_BODY_CHARS = 4000
 MAX_CLIENT_ID_CHARS = 128

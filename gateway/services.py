@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from gateway import demo
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, CookieNames
 from gateway.config import Settings
 from gateway.live.broadcaster import Broadcaster
 from gateway.live.doorbell import Doorbell
@@ -74,8 +74,16 @@ class Services:
         retention = EventRetention(store, settings.event_retention_days)
         retention.start()
 
+        cookies = CookieNames(
+            app_session=None if settings.demo_mode else settings.app_session_cookie,
+            signed=settings.session_cookie if session_secrets else None,
+        )
         authenticator = Authenticator(
-            directory, session_secrets, settings.session_max_age, settings.auth_cache_seconds
+            directory,
+            cookies,
+            session_secrets,
+            settings.session_max_age,
+            settings.auth_cache_seconds,
         )
         return cls(
             settings,

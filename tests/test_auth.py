@@ -93,8 +93,8 @@ async def test_every_configured_secret_verifies_for_rotation(app_db: Path, tmp_p
 def add_session(app_db: Path, session_id: str, user_id: int, expires: datetime, full: int) -> None:
     with sqlite3.connect(app_db) as db:
         db.execute(
-            "INSERT INTO sessions (id, user_id, expires_at, is_fully_authenticated) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, is_fully_authenticated) "
+            "VALUES (?, ?, datetime('now'), ?, ?)",
             (session_id, user_id, expires.strftime("%Y-%m-%d %H:%M:%S.%f"), full),
         )
 
@@ -188,7 +188,9 @@ async def test_a_session_expiry_with_an_offset_is_compared_in_utc(
     expired = (now - timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))
     with sqlite3.connect(app_db) as db:
         db.execute(
-            "INSERT INTO sessions VALUES ('tz', ?, ?, 1)", (ALICE, expired.isoformat(sep=" "))
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, is_fully_authenticated) "
+            "VALUES ('tz', ?, datetime('now'), ?, 1)",
+            (ALICE, expired.isoformat(sep=" ")),
         )
     cookie = starlette_cookie({"user_id": ALICE, "session_id": "tz"})
     assert await status_for(uncached_client, cookie) == (401, "unauthenticated")

@@ -57,11 +57,25 @@ def test_bad_values_are_refused_by_name(environ: dict[str, str], mentions: str) 
         Settings.from_env(environ)
 
 
-def test_a_real_directory_requires_a_secret(tmp_path: Path) -> None:
+def test_a_real_directory_needs_no_secret(tmp_path: Path) -> None:
+    """WhiteBalloon's own session cookie is unsigned: WB_APP_DB alone is a working gateway."""
     app_db = tmp_path / "app.db"
     app_db.touch()
-    with pytest.raises(ConfigError, match="WB_SESSION_SECRET is required"):
-        Settings.from_env({"WB_APP_DB": str(app_db)})
+    settings = Settings.from_env({"WB_APP_DB": str(app_db)})
+    assert settings.session_secrets is None
+    assert settings.app_session_cookie == "wb_session_id"
+
+
+@pytest.mark.parametrize("value", ["5.5", "-1", "nan"])
+def test_the_auth_cache_is_capped_at_five_seconds(value: str) -> None:
+    with pytest.raises(ConfigError, match="WB_AUTH_CACHE_SECONDS"):
+        Settings.from_env({"WB_AUTH_CACHE_SECONDS": value})
+
+
+@pytest.mark.parametrize("value", ["messages", "/a//b", "/m?x"])
+def test_a_root_path_must_be_a_path(value: str) -> None:
+    with pytest.raises(ConfigError, match="WB_ROOT_PATH"):
+        Settings.from_env({"WB_ROOT_PATH": value})
 
 
 def test_every_setting_is_documented() -> None:

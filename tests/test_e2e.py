@@ -224,7 +224,11 @@ async def test_concurrent_starts_on_two_workers_make_one_conversation(
 async def test_a_revoked_main_app_session_is_refused(tmp_path: Path, app_db: Path) -> None:
     expires = (datetime.utcnow() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite3.connect(app_db) as db:
-        db.execute("INSERT INTO sessions VALUES ('sess-1', ?, ?, 1)", (ALICE, expires))
+        db.execute(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, is_fully_authenticated) "
+            "VALUES ('sess-1', ?, datetime('now'), ?, 1)",
+            (ALICE, expires),
+        )
     cookie = starlette_cookie({"user_id": ALICE, "session_id": "sess-1"})
     with gateway(tmp_path, app_db, WB_AUTH_CACHE_SECONDS="0") as server:
         async with member_client(server, cookie) as client:

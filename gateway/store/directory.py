@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -43,6 +44,20 @@ def _parse_sqlalchemy_time(value: Any) -> datetime | None:
         return None
     # The main app writes naive UTC; an offset, if any, is honoured rather than dropped.
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+@dataclass(frozen=True, slots=True)
+class AppSession:
+    """One row of the main app's `sessions` table."""
+
+    id: str
+    user_id: int
+    expires_at: datetime | None  # naive UTC; None when unreadable (treated as expired)
+    fully_authenticated: bool
+
+
+# SQLite allows 32766 parameters; stay well below for any build.
+_IN_LIST_CHUNK = 500
 
 
 def _read_only_uri(path: Path) -> str:
@@ -123,13 +138,36 @@ class Directory:
         )
         return bool(rows)
 
-    async def session_is_active(self, session_id: Any, user_id: int) -> bool:
-        """Whether the main app still holds this session: logged in, unexpired, fully signed in."""
-        rows = await self._rows(
-            "SELECT user_id, expires_at, is_fully_authenticated FROM sessions WHERE id = ?",
-            (session_id,),
-        )
-        if not rows or rows[0]["user_id"] != user_id or rows[0]["is_fully_authenticated"] != 1:
-            return False
-        expires_at = _parse_sqlalchemy_time(rows[0]["expires_at"])
-        return expires_at is not None and expires_at > datetime.utcnow()
+    async def app_sessions(self, session_ids: Iterable[str]) -> dict[str, AppSession]:
+        """The main app's `sessions` rows with these ids (missing ones are absent)."""
+        wanted = sorted(set(session_ids))
+        if not wanted or not self.has_sessions:
+            return {}
+        found: dict[str, AppSession] = {}
+        for start in range(0, len(wanted), _IN_LIST_CHUNK):
+            chunk = wanted[start : start + _IN_LIST_CHUNK]
+            rows = await self._rows(
+                "SELECT id, user_id, expires_at, is_fully_authenticated FROM sessions "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                found[row["id"]] = AppSession(
+                    id=str(row["id"]),
+                    user_id=row["user_id"],
+                    expires_at=_parse_sqlalchemy_time(row["expires_at"]),
+                    fully_authenticated=row["is_fully_authenticated"] == 1,
+                )
+        return found
+
+    async def existing_members(self, user_ids: Iterable[int]) -> set[int]:
+        """Which of these ids are members of the main app."""
+        wanted = sorted(set(user_ids))
+        found: set[int] = set()
+        for start in range(0, len(wanted), _IN_LIST_CHUNK):
+            chunk = wanted[start : start + _IN_LIST_CHUNK]
+            rows = await self._rows(
+                f"SELECT id FROM users WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            found.update(row["id"] for row in rows)
+        return found

@@ -7,21 +7,40 @@ module is the one place that writes such a database.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.store.connections import connect
 
-# The main app's schema, for the demo directory and for test and load-test directories.
+# WhiteBalloon's tables as its SQLModel models create them in SQLite (types, nullability,
+# constraints; no SQL defaults): the columns the gateway reads, and the ones beside them.
 DIRECTORY_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL, "
-    "is_admin BOOLEAN NOT NULL DEFAULT 0, sync_scope TEXT NOT NULL DEFAULT 'private')",
-    "CREATE TABLE IF NOT EXISTS user_attributes (user_id INTEGER NOT NULL, key TEXT NOT NULL, "
-    "value TEXT, PRIMARY KEY (user_id, key))",
-    "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, "
-    "expires_at DATETIME NOT NULL, is_fully_authenticated BOOLEAN NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS users (id INTEGER NOT NULL, username VARCHAR, "
+    "is_admin BOOLEAN NOT NULL, contact_email VARCHAR, created_at DATETIME NOT NULL, "
+    "sync_scope VARCHAR NOT NULL, PRIMARY KEY (id))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS ix_users_username ON users (username)",
+    "CREATE TABLE IF NOT EXISTS user_attributes (id INTEGER NOT NULL, user_id INTEGER NOT NULL, "
+    '"key" VARCHAR NOT NULL, value VARCHAR, created_at DATETIME NOT NULL, '
+    "updated_at DATETIME NOT NULL, created_by_user_id INTEGER, updated_by_user_id INTEGER, "
+    'PRIMARY KEY (id), CONSTRAINT ux_user_attributes_user_key UNIQUE (user_id, "key"), '
+    "FOREIGN KEY (user_id) REFERENCES users (id))",
+    "CREATE INDEX IF NOT EXISTS ix_user_attributes_user_id ON user_attributes (user_id)",
+    "CREATE TABLE IF NOT EXISTS sessions (id VARCHAR NOT NULL, user_id INTEGER NOT NULL, "
+    "created_at DATETIME NOT NULL, expires_at DATETIME NOT NULL, last_seen_at DATETIME, "
+    "auth_request_id VARCHAR, is_fully_authenticated BOOLEAN NOT NULL, PRIMARY KEY (id), "
+    "FOREIGN KEY (user_id) REFERENCES users (id))",
 )
+SESSION_DAYS = 14
+
+
+def sqlalchemy_time(moment: datetime) -> str:
+    """A time as SQLAlchemy stores a naive UTC DATETIME in SQLite."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +60,7 @@ async def create_directory(path: Path, members: Iterable[DirectoryEntry]) -> Non
     in for the main app. Safe when several workers start at once.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    now = sqlalchemy_time(datetime.now(UTC))
     conn = await connect(path)
     try:
         await conn.execute("BEGIN IMMEDIATE")
@@ -48,17 +68,52 @@ async def create_directory(path: Path, members: Iterable[DirectoryEntry]) -> Non
             await conn.execute(statement)
         for entry in members:
             await conn.execute(
-                "INSERT OR IGNORE INTO users (id, username, is_admin, sync_scope) "
-                "VALUES (?, ?, ?, ?)",
-                (entry.user_id, entry.username, int(entry.is_admin), entry.sync_scope),
+                "INSERT OR IGNORE INTO users (id, username, is_admin, created_at, sync_scope) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (entry.user_id, entry.username, int(entry.is_admin), now, entry.sync_scope),
             )
             attributes = list(entry.attributes)
             if entry.invited_by is not None:
                 attributes.append(("invited_by_user_id", str(entry.invited_by)))
             await conn.executemany(
-                "INSERT OR IGNORE INTO user_attributes (user_id, key, value) VALUES (?, ?, ?)",
-                [(entry.user_id, key, value) for key, value in attributes],
+                'INSERT OR IGNORE INTO user_attributes (user_id, "key", value, created_at, '
+                "updated_at, created_by_user_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (entry.user_id, key, value, now, now, entry.invited_by)
+                    for key, value in attributes
+                ],
             )
         await conn.execute("COMMIT")
     finally:
         await conn.close()
+
+
+async def create_session(
+    path: Path,
+    user_id: int,
+    *,
+    approved: bool = True,
+    expires_at: datetime | None = None,
+) -> str:
+    """A sign-in as WhiteBalloon records it: a `sessions` row whose id is the value of the
+    member's `wb_session_id` cookie; pending until approved."""
+    session_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    expires_at = expires_at or now + timedelta(days=SESSION_DAYS)
+    conn = await connect(path)
+    try:
+        await conn.execute(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, "
+            "auth_request_id, is_fully_authenticated) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (
+                session_id,
+                user_id,
+                sqlalchemy_time(now),
+                sqlalchemy_time(expires_at),
+                uuid.uuid4().hex,
+                int(approved),
+            ),
+        )
+    finally:
+        await conn.close()
+    return session_id

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from quart import current_app, request
 from werkzeug.routing import IntegerConverter, Map
 
+from gateway.auth import Credential
 from gateway.exceptions import CrossOrigin, InvalidRequest
 from gateway.limits import DEFAULT_PAGE, MAX_ID, MAX_ORIGIN_REF_CHARS, MAX_PAGE
 from gateway.messaging.models import ORIGIN_TYPES, Member, Origin, OriginType
@@ -32,8 +33,13 @@ def services() -> Services:
 
 
 async def current_member() -> Member:
-    s = services()
-    return await s.authenticator.member(request.cookies.get(s.settings.session_cookie))
+    member, _ = await current_session()
+    return member
+
+
+async def current_session() -> tuple[Member, Credential]:
+    """The signed-in member and the credential they signed in with (streams keep it)."""
+    return await services().authenticator.member(request.cookies)
 
 
 async def json_object() -> dict[str, Any]:
