@@ -145,13 +145,18 @@ class Authenticator:
         session_ids = {c.session_id for c in wanted if c.session_id is not None}
         live = await self._directory.app_sessions(session_ids) if session_ids else {}
         existing = await self._directory.existing_members({c.user_id for c in wanted})
-        return {
+        valid = {
             c
             for c in wanted
             if c.user_id in existing
             and (c.expires_at is None or c.expires_at > now)
             and (c.session_id is None or _usable(live.get(c.session_id), c.user_id))
         }
+        if len(valid) < len(wanted):
+            # What a stream just learnt, requests learn too, rather than after the cache time.
+            ended = wanted - valid
+            self._cache = {k: v for k, v in self._cache.items() if v[2] not in ended}
+        return valid
 
     async def _cached(self, kind: CredentialKind, value: str) -> tuple[Member, Credential]:
         now = time.monotonic()

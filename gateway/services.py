@@ -16,6 +16,7 @@ from gateway.live.broadcaster import Broadcaster
 from gateway.live.doorbell import Doorbell
 from gateway.live.relay import Relay
 from gateway.live.retention import EventRetention
+from gateway.live.session_watch import SessionWatch
 from gateway.messaging.participants import ConversationMembers
 from gateway.store import Directory, MessagingStore
 
@@ -38,6 +39,7 @@ class Services:
     relay: Relay
     retention: EventRetention
     authenticator: Authenticator
+    session_watch: SessionWatch
     session_secrets: tuple[str, ...]
     counters: Counters
     conversation_members: ConversationMembers = field(default_factory=ConversationMembers)
@@ -85,6 +87,8 @@ class Services:
             settings.session_max_age,
             settings.auth_cache_seconds,
         )
+        session_watch = SessionWatch(authenticator, broadcaster, settings.session_check_seconds)
+        session_watch.start()
         return cls(
             settings,
             store,
@@ -94,11 +98,13 @@ class Services:
             relay,
             retention,
             authenticator,
+            session_watch,
             session_secrets,
             Counters(),
         )
 
     async def close(self) -> None:
+        await self.session_watch.close()
         self.broadcaster.close()
         self.doorbell.close()
         await self.relay.close()

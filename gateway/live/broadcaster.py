@@ -12,11 +12,16 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 
-from gateway.live.events import Event
+from gateway.auth import Credential
+from gateway.live.events import CloseReason, Event
 
 
 class SubscriptionClosed(Exception):
-    """The subscription ended: it fell too far behind, or the worker is shutting down."""
+    """The subscription ended; `reason` says why, for the final event a stream sends."""
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Subscription:
@@ -26,10 +31,13 @@ class Subscription:
     sit here for hours, so each saves the Queue's bookkeeping and a Task per wait.
     """
 
-    def __init__(self, user_id: int, limit: int) -> None:
+    def __init__(self, user_id: int, limit: int, credential: Credential | None) -> None:
         self.user_id = user_id
+        # What the stream signed in with: re-checked while it is open (live.session_watch).
+        self.credential = credential
         self.lagged = False
         self.closed = False
+        self.close_reason: CloseReason = "shutdown"
         self._events: deque[Event] = deque()
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
@@ -40,14 +48,16 @@ class Subscription:
             return False
         if len(self._events) >= self._limit:
             self.lagged = True
-            self.close()
+            self.close("lagging")
             return False
         self._events.append(event)
         self._wake()
         return True
 
-    def close(self) -> None:
-        self.closed = True
+    def close(self, reason: CloseReason = "shutdown") -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_reason = reason
         self._wake()
 
     async def next(self, timeout: float) -> Event | None:
@@ -64,7 +74,7 @@ class Subscription:
         # A lagging consumer stops at once: it resumes from its cursor, not from a backlog.
         # A closed one (shutdown) first takes what it was already given.
         if self.lagged or not self._events:
-            raise SubscriptionClosed
+            raise SubscriptionClosed(self.close_reason)
         return self._events.popleft()
 
     def drain(self) -> list[Event]:
@@ -100,8 +110,11 @@ class Broadcaster:
     def subscription_count(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
 
-    def subscribe(self, user_id: int) -> Subscription:
-        subscription = Subscription(user_id, self._queue_size)
+    def subscriptions(self) -> list[Subscription]:
+        return [sub for subs in self._subscriptions.values() for sub in subs]
+
+    def subscribe(self, user_id: int, credential: Credential | None = None) -> Subscription:
+        subscription = Subscription(user_id, self._queue_size, credential)
         self._subscriptions[user_id].add(subscription)
         return subscription
 
@@ -129,8 +142,10 @@ class Broadcaster:
         self._deliver([event for event in events if event.id > self.last_published])
 
     def close(self) -> None:
+        """Shutdown: every stream ends with a final `closed` event and resumes elsewhere."""
         for subs in list(self._subscriptions.values()):
             for subscription in list(subs):
+                subscription.close("shutdown")
                 self.unsubscribe(subscription)
 
     def _deliver(self, events: Sequence[Event]) -> None:

@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventType = Literal["hello", "message", "conversation", "read", "reset"]
+# Why the server ended a stream, told in its last frame: `event: closed`, `data: {"reason"}`.
+# signed_out: the session ended (don't reconnect); lagging: the client stopped reading;
+# lifetime: streams are recycled; shutdown: the worker is stopping (reconnect elsewhere).
+CloseReason = Literal["signed_out", "lagging", "lifetime", "shutdown"]
+
+
+def closed_frame(reason: CloseReason) -> bytes:
+    """The final frame of a stream the server ends. No `id:`: it moves no cursor."""
+    return f'event: closed\ndata: {{"reason":"{reason}"}}\n\n'.encode()
 
 
 @dataclass(slots=True)

@@ -12,8 +12,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from gateway.auth import Credential
 from gateway.live.broadcaster import SubscriptionClosed
-from gateway.live.events import Event
+from gateway.live.events import Event, closed_frame
 from gateway.services import Services
 from gateway.store import messaging
 
@@ -53,10 +54,17 @@ def control_event(user_id: int, type_: str, cursor: Cursor) -> Event:
 
 
 async def stream(
-    s: Services, user_id: int, raw_cursor: str | None, *, heartbeat: float, lifetime: float
+    s: Services,
+    credential: Credential,
+    raw_cursor: str | None,
+    *,
+    heartbeat: float,
+    lifetime: float,
 ) -> AsyncIterator[bytes]:
-    """SSE bytes: retry, hello, a reset if needed, the replay, then live events and heartbeats."""
-    subscription = s.broadcaster.subscribe(user_id)
+    """SSE bytes: retry, hello, a reset if needed, the replay, then live events and heartbeats,
+    and a final `closed` event when the server ends the stream."""
+    user_id = credential.user_id
+    subscription = s.broadcaster.subscribe(user_id, credential)
     try:
         cursor = await resolve_cursor(s, raw_cursor)
         opening = (
@@ -79,7 +87,8 @@ async def stream(
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 event = await subscription.next(min(heartbeat, remaining))
-            except SubscriptionClosed:
+            except SubscriptionClosed as closed:
+                yield closed_frame(closed.reason)
                 return
             if event is None:
                 if deadline - time.monotonic() > 0:
@@ -91,16 +100,18 @@ async def stream(
             if batch:
                 last = batch[-1].id
                 yield b"".join(e.sse_frame() for e in batch)
+        yield closed_frame("lifetime")
     finally:
         s.broadcaster.unsubscribe(subscription)
 
 
 async def poll(
-    s: Services, user_id: int, raw_cursor: str | None, wait: float
+    s: Services, credential: Credential, raw_cursor: str | None, wait: float
 ) -> tuple[list[Event], int]:
     """Events after the cursor, waiting up to `wait` seconds for one; and the new cursor."""
     s.counters.poll_requests += 1
-    subscription = s.broadcaster.subscribe(user_id)
+    user_id = credential.user_id
+    subscription = s.broadcaster.subscribe(user_id, credential)
     try:
         cursor = await resolve_cursor(s, raw_cursor)
         if cursor.reset_reason:

@@ -8,19 +8,19 @@ from gateway.exceptions import InvalidRequest
 from gateway.limits import MAX_POLL_WAIT_SECONDS
 from gateway.live import feed
 from gateway.live.events import poll_response_json
-from gateway.views.request import current_member, services
+from gateway.views.request import current_session, services
 
 blueprint = Blueprint("live", __name__, url_prefix="/api")
 
 
 @blueprint.get("/stream")
 async def stream() -> Response:
-    member = await current_member()
+    _, credential = await current_session()
     s = services()
     cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     body = feed.stream(
         s,
-        member.user_id,
+        credential,
         cursor,
         heartbeat=s.settings.heartbeat_seconds,
         lifetime=s.settings.stream_max_seconds,
@@ -39,7 +39,7 @@ async def stream() -> Response:
 
 @blueprint.get("/events")
 async def events() -> Response:
-    member = await current_member()
+    _, credential = await current_session()
     raw_wait = request.args.get("wait", "0")
     try:
         wait = float(raw_wait)
@@ -47,7 +47,7 @@ async def events() -> Response:
         raise InvalidRequest("`wait` must be a number of seconds.") from None
     if not 0 <= wait <= MAX_POLL_WAIT_SECONDS:
         raise InvalidRequest(f"`wait` must be between 0 and {MAX_POLL_WAIT_SECONDS}.")
-    found, cursor = await feed.poll(services(), member.user_id, request.args.get("after"), wait)
+    found, cursor = await feed.poll(services(), credential, request.args.get("after"), wait)
     return Response(
         poll_response_json(found, cursor),
         content_type="application/json",

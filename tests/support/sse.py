@@ -69,9 +69,14 @@ class StreamReader:
 
 @asynccontextmanager
 async def open_stream(
-    client: QuartClient, cookie: str, last_event_id: str | None = None
+    client: QuartClient,
+    cookie: str | None,
+    last_event_id: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[StreamReader]:
-    headers = as_member(cookie)
+    """A member's stream: `cookie` is a signed session cookie, or pass the request `headers`."""
+    headers = dict(headers) if headers is not None else as_member(cookie or "")
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     connection = client.request("/api/stream", headers=headers)
