@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+# Where a conversation began, as a client may say it (gateway/views/request.py checks this).
 ORIGIN_TYPES = ("request", "profile", "suggestion", "inbox")
-OriginType = Literal["request", "profile", "suggestion", "inbox"]
+# What may be stored: the client's types, and "imported" (history brought over from
+# WhiteBalloon's own messaging module by gateway/import_upstream.py; ref "thread:<id>"),
+# which only the gateway itself writes.
+STORED_ORIGIN_TYPES = (*ORIGIN_TYPES, "imported")
+OriginType = Literal["request", "profile", "suggestion", "inbox", "imported"]
 
 
 @dataclass(frozen=True, slots=True)

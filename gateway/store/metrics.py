@@ -27,6 +27,8 @@ async def oldest_event_after(conn: aiosqlite.Connection, event_id: int) -> str |
 
 
 async def introduction_funnel(conn: aiosqlite.Connection, window: Window) -> list[OriginFunnel]:
+    """Per origin a client can name, from intent to reply. History brought over from
+    WhiteBalloon (origin "imported") was not introduced here, so it is left out."""
     since, until = window.lower, window.upper
     # Distinct member/peer pairs: reopening the same compose is one introduction, not many.
     intents = {
@@ -49,7 +51,7 @@ async def introduction_funnel(conn: aiosqlite.Connection, window: Window) -> lis
                                 WHERE m.conversation_id = c.id AND m.sender_id != c.created_by
                                   AND julianday(m.created_at) <= julianday(c.created_at) + ?))
               FROM conversations c
-             WHERE c.created_at >= ? AND c.created_at < ?
+             WHERE c.created_at >= ? AND c.created_at < ? AND c.origin_type != 'imported'
              GROUP BY c.origin_type
             """,
             (REPLY_WINDOW_DAYS, since, until),

@@ -155,6 +155,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER compliance_log_no_delete BEFORE DELETE ON compliance_log
     BEGIN SELECT RAISE(ABORT, 'compliance_log is append-only'); END;
     """,
+    # 5: what was imported from WhiteBalloon's own messages.db (gateway/import_upstream.py),
+    # so that running the importer again brings nothing in twice.
+    """
+    CREATE TABLE imported_threads (
+        upstream_thread_id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+        imported_at TEXT NOT NULL
+    );
+    CREATE INDEX imported_threads_by_conversation ON imported_threads (conversation_id);
+
+    CREATE TABLE imported_messages (
+        upstream_message_id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL UNIQUE REFERENCES messages (id),
+        upstream_thread_id INTEGER NOT NULL REFERENCES imported_threads (upstream_thread_id),
+        imported_at TEXT NOT NULL
+    );
+    """,
 )
 
 
