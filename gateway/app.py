@@ -8,8 +8,9 @@ from quart import Quart, Response
 
 from gateway.config import Settings
 from gateway.limits import MAX_REQUEST_BYTES
+from gateway.root_path import RootPath
 from gateway.services import Services
-from gateway.views import demo, exports, live, messaging, metrics, moderation, pages
+from gateway.views import demo, exports, legacy, live, messaging, metrics, moderation, pages
 from gateway.views.error_responses import register_error_handlers
 from gateway.views.request import IdConverter, reject_cross_site_requests
 
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(moderation.blueprint)
     app.register_blueprint(exports.blueprint)
     app.register_blueprint(metrics.blueprint)
+    # Last: its `<id:thread_id>` route must not shadow the others.
+    app.register_blueprint(legacy.blueprint)
     if settings.demo_mode:
         # Demo routes exist only without a real directory: they sign anyone in.
         app.register_blueprint(demo.blueprint)
@@ -52,4 +55,6 @@ def create_app(settings: Settings | None = None) -> Quart:
         if services is not None:
             await services.close()
 
+    if settings.root_path:
+        app.asgi_app = RootPath(app.asgi_app, settings.root_path)  # type: ignore[method-assign]
     return app

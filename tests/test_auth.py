@@ -157,7 +157,7 @@ async def test_demo_mode_seeds_members_and_signs_them_in(tmp_path: Path) -> None
         assert "alice" in [m["username"] for m in members["members"]]
         login = await client.get("/demo/login?user=bob")
         assert login.status_code == 302
-        assert login.headers["Location"] == "/"
+        assert login.headers["Location"] == "../"  # relative: lands under any prefix
         cookie = login.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
         me = await client.get("/api/me", headers={"Cookie": f"{COOKIE}={cookie}"})
         assert (await me.get_json())["username"] == "bob"

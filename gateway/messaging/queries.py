@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.exceptions import ConversationNotFound
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.exceptions import ConversationNotFound, MemberNotFound
 from gateway.limits import MEMBER_SEARCH_LIMIT
 from gateway.messaging.models import Conversation, ConversationView, Member, Message
 from gateway.services import Services
@@ -11,6 +14,52 @@ from gateway.store import messaging
 
 async def members(s: Services, me: Member, query: str) -> list[Member]:
     return await s.directory.messageable(me.user_id, query.strip(), MEMBER_SEARCH_LIMIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """Whether `me` may message a member they can see, and if not, what they can do."""
+
+    member: Member
+    can_message: bool
+    reason: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "member": self.member.public(),
+            "can_message": self.can_message,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+THEY_CANNOT_SEE_YOU = (
+    "{name} can't see your profile in the WhiteBalloon directory, so you can't message each "
+    "other yet. Make your profile public in WhiteBalloon (or ask {name} to invite you), "
+    "then try again."
+)
+
+
+async def reachability(s: Services, me: Member, username: str) -> Reachability:
+    """For a member `me` can see: can they message them? Anyone `me` cannot see is unknown."""
+    found = await s.directory.sight(me.user_id, username.strip())
+    if found is None or not found[1] or found[0].user_id == me.user_id:
+        raise MemberNotFound()
+    member, _, sees_back = found
+    if sees_back:
+        return Reachability(member, True)
+    return Reachability(
+        member,
+        False,
+        "they_cannot_see_you",
+        THEY_CANNOT_SEE_YOU.format(name=member.username),
+    )
+
+
+async def unread_total(s: Services, me: Member) -> int:
+    async with s.store.reading() as conn:
+        return await messaging.unread_total(conn, me.user_id)
 
 
 async def participant_conversation(s: Services, me: Member, conversation_id: int) -> Conversation:

@@ -116,6 +116,20 @@ class Directory:
         )
         return (_member(rows[0]), bool(rows[0]["mutual"])) if rows else None
 
+    async def sight(self, viewer: int, username: str) -> tuple[Member, bool, bool] | None:
+        """The member named `username`, whether `viewer` sees them and whether they see
+        `viewer`; None if no such member."""
+        rows = await self._rows(
+            f"SELECT {_MEMBER_COLUMNS}, "
+            f"EXISTS (SELECT 1 FROM users v WHERE v.id = ? AND {_sees('v', 'm')}) AS seen, "
+            f"EXISTS (SELECT 1 FROM users v WHERE v.id = ? AND {_sees('m', 'v')}) AS sees_back "
+            "FROM users m WHERE m.username = ?",
+            (viewer, viewer, username),
+        )
+        if not rows:
+            return None
+        return _member(rows[0]), bool(rows[0]["seen"]), bool(rows[0]["sees_back"])
+
     async def messageable(self, viewer: int, query: str, limit: int) -> list[Member]:
         """Members `viewer` may message, by username, optionally filtered by a substring."""
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

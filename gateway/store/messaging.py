@@ -114,6 +114,21 @@ async def conversation_state(
     return row["unread"], row["last_read"], row["last_id"]
 
 
+async def unread_total(conn: aiosqlite.Connection, user_id: int) -> int:
+    """Messages from others after the member's read pointer, over all their conversations."""
+    row = await fetch_one(
+        conn,
+        """
+        SELECT count(*) FROM conversations c
+          JOIN messages m ON m.conversation_id = c.id AND m.sender_id != :me
+          LEFT JOIN read_pointers rp ON rp.conversation_id = c.id AND rp.user_id = :me
+         WHERE (c.member_low = :me OR c.member_high = :me) AND m.id > COALESCE(rp.message_id, 0)
+        """,
+        {"me": user_id},  # type: ignore[arg-type]
+    )
+    return int(row[0]) if row else 0
+
+
 # Messages
 
 

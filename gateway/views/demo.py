@@ -26,7 +26,7 @@ async def login() -> Response:
     member = await s.directory.member_by_username(request.args.get("user", ""))
     if member is None:
         raise MemberNotFound("No demo member has that name.")
-    response = redirect("/")
+    response = redirect("../")
     response.set_cookie(
         s.settings.session_cookie,
         sign_session(s.session_secrets[0], {"user_id": member.user_id}),
@@ -39,6 +39,6 @@ async def login() -> Response:
 
 @blueprint.get("/logout")
 async def logout() -> Response:
-    response = redirect("/")
+    response = redirect("../")
     response.delete_cookie(services().settings.session_cookie)
     return response

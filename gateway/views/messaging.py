@@ -38,6 +38,19 @@ async def members() -> dict[str, Any]:
     return {"members": [m.public() for m in found]}
 
 
+@blueprint.get("/members/lookup")
+async def lookup_member() -> dict[str, Any]:
+    member = await current_member()
+    found = await queries.reachability(services(), member, request.args.get("username", ""))
+    return found.to_json()
+
+
+@blueprint.get("/unread")
+async def unread() -> dict[str, Any]:
+    """For WhiteBalloon's own nav badge, if it wants a live one."""
+    return {"unread": await queries.unread_total(services(), await current_member())}
+
+
 @blueprint.get("/conversations")
 async def conversations() -> dict[str, Any]:
     member = await current_member()

@@ -38,6 +38,16 @@ async def moderation() -> Response:
     return await _page("moderation.html")
 
 
+@blueprint.get("/api/instance")
+async def instance() -> dict[str, Any]:
+    """What the page needs before anyone signs in: demo or not, and where signing in is."""
+    s = services()
+    return {
+        "demo_mode": s.settings.demo_mode,
+        "sign_in_url": "./" if s.settings.demo_mode else s.settings.sign_in_url,
+    }
+
+
 @blueprint.get("/healthz")
 async def healthz() -> dict[str, Any]:
     s = services()
