@@ -1,7 +1,10 @@
 // app.js — owns start-up and wiring: who is signed in (or the signed-out / demo screen),
 // the first inbox load, the live feed, routing between inbox and thread (#/c/ID), the
-// deep link /?with=USERNAME&origin=TYPE:REF (recording the introduction intent first), the
+// deep link ./?with=USERNAME&origin=TYPE:REF (recording the introduction intent first), the
 // connection indicator, and handing the member's blocks to the safety tools.
+//
+// The page may be served under any prefix (https://host/messages/), so every URL it makes
+// is relative to the page: "./#/c/ID" for history entries, "demo/login?..." for links.
 
 import { api, ApiError, onUnauthenticated } from "./api.js";
 import { announce, avatar, byId, el, toast } from "./dom.js";
@@ -21,30 +24,73 @@ const STATUS_TEXT = {
   idle: ["Offline", "Not connected"],
 };
 
+const SIGNED_OUT_BY_STREAM = "Your WhiteBalloon session has ended. Sign in again to read and send messages.";
+
 let me = null;
 let inbox = null;
 let thread = null;
 let live = null;
+let signedOut = null; // the signed-out screen's one-time set-up, once it has started
 
 function show(id) {
   for (const screen of ["loading", "signed-out", "app"]) byId(screen).hidden = screen !== id;
 }
 
-async function showSignedOut() {
+/** The page's own URL with a new hash and no query: keeps whatever prefix it is served under. */
+function pageUrl(hash) {
+  return `./${hash}`;
+}
+
+/** Only a web address may become the sign-in link (never javascript: and the like). */
+function signInHref(raw) {
+  if (!raw) return null;
+  try {
+    const url = new URL(raw, location.href);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The signed-out screen. `message` is the server's reason when it gave one (a sign-in that
+ * isn't finished, a session that ended); demo mode offers its members, anything else a link
+ * to WhiteBalloon's sign-in.
+ */
+function showSignedOut(message) {
   live?.stop();
   show("signed-out");
-  let members = null;
+  if (message) byId("signed-out-message").textContent = message;
+  signedOut ??= setUpSignedOut();
+  return signedOut;
+}
+
+async function setUpSignedOut() {
+  const instance = await api.instance();
+  if (!instance.demo_mode) {
+    const href = signInHref(instance.sign_in_url);
+    if (href) {
+      byId("sign-in").href = href;
+      byId("sign-in").hidden = false;
+    }
+    return;
+  }
+  let members;
   try {
     members = await api.demoMembers();
   } catch {
-    members = null;
+    return;
   }
-  if (!members) return;
   byId("demo-members").replaceChildren(...members.map((member) =>
     el("li", {},
-      el("a", { class: "demo-member", href: `/demo/login?user=${encodeURIComponent(member.username)}` },
+      el("a", { class: "demo-member", href: `demo/login?user=${encodeURIComponent(member.username)}` },
         avatar(member), el("span", { text: member.username })))));
   byId("demo-picker").hidden = false;
+}
+
+/** A 401's own words, if the server gave any ("sign-in isn't finished"). */
+function reasonOf(error) {
+  return error instanceof ApiError ? error.serverMessage : null;
 }
 
 function showFatal() {
@@ -100,7 +146,7 @@ async function route() {
     } catch (error) {
       toast(error instanceof ApiError && error.status === 404
         ? "That conversation doesn't exist." : "Couldn't open that conversation.");
-      history.replaceState(null, "", "/#/");
+      history.replaceState(null, "", pageUrl("#/"));
       return route();
     }
   }
@@ -122,13 +168,28 @@ function parseOrigin(raw) {
   return { type, ref: ref ? ref.slice(0, 200) : null };
 }
 
-/** /?with=USERNAME&origin=request:123 opens (or starts) that conversation. */
+/**
+ * Why `username` can't be messaged, in the server's words when it may say: a member the
+ * signed-in member can see but who can't see them back (their own profile is private) gets
+ * the lookup's message; anyone else (404) the same plain sentence, revealing nothing.
+ */
+async function cannotMessage(username) {
+  try {
+    const found = await api.lookup(username);
+    if (found && !found.can_message && found.message) return found.message;
+  } catch {
+    // Fall through to the plain sentence.
+  }
+  return `You can't message ${username}.`;
+}
+
+/** ./?with=USERNAME&origin=request:123 opens (or starts) that conversation. */
 async function deepLink() {
   const params = new URLSearchParams(location.search);
   const username = params.get("with");
   if (!username) return false;
   const origin = parseOrigin(params.get("origin"));
-  history.replaceState(null, "", "/" + location.hash); // a reload must not redo it
+  history.replaceState(null, "", pageUrl(location.hash)); // a reload must not redo it
   if (username.toLowerCase() === me.username.toLowerCase()) {
     toast("That's you — pick someone else to message.");
     return false;
@@ -137,7 +198,7 @@ async function deepLink() {
     const { members } = await api.members(username);
     const peer = members.find((m) => m.username.toLowerCase() === username.toLowerCase());
     if (!peer) {
-      toast(`You can't message ${username}.`);
+      toast(await cannotMessage(username));
       return false;
     }
     if (origin.type !== "inbox") {
@@ -151,7 +212,7 @@ async function deepLink() {
     // An existing conversation opens as it is (even a blocked one, to read its history).
     const conversation = inbox.findByPeer(peer.user_id)
       || inbox.upsert(await api.startConversation(peer.user_id, origin));
-    history.replaceState(null, "", `/#/c/${conversation.id}`);
+    history.replaceState(null, "", pageUrl(`#/c/${conversation.id}`));
     await route();
     return true;
   } catch (error) {
@@ -206,13 +267,14 @@ async function refetchAll() {
 // ---- start -------------------------------------------------------------------------------
 
 async function main() {
-  onUnauthenticated(() => {
-    if (me) showSignedOut();
+  onUnauthenticated((error) => {
+    if (me) showSignedOut(reasonOf(error));
   });
+  const instance = api.instance(); // asked at once, beside api/me; never fails
   try {
     me = await api.me();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return showSignedOut();
+    if (error instanceof ApiError && error.status === 401) return showSignedOut(reasonOf(error));
     return showFatal();
   }
   document.body.dataset.userId = String(me.user_id);
@@ -239,14 +301,14 @@ async function main() {
 
   let cursor;
   let conversations;
-  let demoMembers;
+  let demoMode;
   let blocks;
   try {
     // The cursor first: whatever happens after it is replayed by the feed and deduplicated.
     cursor = (await api.events()).cursor;
-    [{ conversations }, demoMembers, blocks] = await Promise.all([
+    [{ conversations }, { demo_mode: demoMode }, blocks] = await Promise.all([
       api.conversations(),
-      api.demoMembers(),
+      instance,
       // Without the list a blocked conversation still refuses sends, and says so then.
       api.blocks().catch((error) => {
         if (error instanceof ApiError && error.status === 401) throw error;
@@ -254,16 +316,22 @@ async function main() {
       }),
     ]);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return showSignedOut();
+    if (error instanceof ApiError && error.status === 401) return showSignedOut(reasonOf(error));
     return showFatal();
   }
-  byId("sign-out").hidden = !demoMembers;
+  byId("sign-out").hidden = !demoMode;
   safety.setBlocks(blocks);
   inbox.setAll(conversations);
   show("app");
 
   live = new LiveFeed(
-    { onEvent, onReset: refetchAll, onStatus, onUnauthenticated: showSignedOut },
+    {
+      onEvent,
+      onReset: refetchAll,
+      onStatus,
+      onUnauthenticated: (error) => showSignedOut(reasonOf(error)),
+      onSignedOut: () => showSignedOut(SIGNED_OUT_BY_STREAM),
+    },
     window.WB_LIVE_OPTIONS || {},
   );
   live.start(cursor);

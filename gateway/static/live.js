@@ -1,6 +1,13 @@
-// live.js — owns live delivery for the tab: one EventSource on /api/stream, the fallback to
-// long polling on /api/events, periodic attempts to get the stream back, the connection
-// state (connecting / live / reconnecting / polling / offline) and the event cursor.
+// live.js — owns live delivery for the tab: one EventSource on api/stream, the fallback to
+// long polling on api/events, periodic attempts to get the stream back, the connection
+// state (connecting / live / reconnecting / polling / offline) and the event cursor. Both
+// URLs are relative to the page, so they keep whatever prefix the gateway is served under.
+//
+// The server may end a stream with a final `closed` event ({"reason"}, no id):
+//   signed_out  the session ended: stop everything and tell the app (signed-out screen);
+//   evicted     too many streams for this member: poll from now on, without probing the
+//               stream again (a probe would only be evicted, or evict another tab);
+//   otherwise   (shutdown, lifetime, anything new) a routine cut: reconnect from the cursor.
 //
 // Both transports carry the same event ids, so every event goes through `accept()`, which
 // drops anything at or below the cursor. Each transport starts from the cursor it was given
@@ -23,7 +30,8 @@ const EVENT_TYPES = ["message", "conversation", "read", "reset"];
 
 export class LiveFeed {
   /**
-   * handlers: onEvent(type, data, id), onReset(), onStatus(state), onUnauthenticated()
+   * handlers: onEvent(type, data, id), onReset(), onStatus(state), onUnauthenticated(error),
+   *   onSignedOut() (the stream said the session ended; falls back to onUnauthenticated)
    * options: overrides of DEFAULTS (tests may set window.WB_LIVE_OPTIONS before load).
    */
   constructor(handlers, options = {}) {
@@ -38,17 +46,19 @@ export class LiveFeed {
     this.pollToken = null;
     this.pollAbort = null;
     this.stopped = true;
+    this.evicted = false; // the server said this tab has one stream too many: poll only
   }
 
   start(cursor) {
     this.cursor = Number(cursor) || 0;
     this.stopped = false;
+    this.evicted = false;
     this.setStatus("connecting");
     this.openStream();
     if (!this.onlineListener) {
       // Back from offline: don't wait for the next scheduled attempt.
       this.onlineListener = () => {
-        if (!this.stopped && this.state !== "live") this.openStream();
+        if (!this.stopped && !this.evicted && this.state !== "live") this.openStream();
       };
       window.addEventListener("online", this.onlineListener);
     }
@@ -90,10 +100,10 @@ export class LiveFeed {
   // ---- stream -------------------------------------------------------------------------
 
   openStream() {
-    if (this.stopped) return;
+    if (this.stopped || this.evicted) return;
     clearTimeout(this.timer); // this attempt replaces any scheduled one
     this.closeStream();
-    const source = new EventSource(`/api/stream?last_event_id=${this.cursor}`);
+    const source = new EventSource(`api/stream?last_event_id=${this.cursor}`);
     this.source = source;
     let helloAt = 0;
     const helloTimer = setTimeout(() => {
@@ -126,6 +136,19 @@ export class LiveFeed {
         this.accept(type, data, event.lastEventId);
       });
     }
+    // A named event: EventSource hands it only to addEventListener("closed"), not onmessage.
+    source.addEventListener("closed", (event) => {
+      if (this.source !== source) return;
+      clearTimeout(helloTimer);
+      let reason = "";
+      try {
+        reason = String(JSON.parse(event.data)?.reason || "");
+      } catch {
+        reason = "";
+      }
+      this.closeStream(); // before the browser's own reconnect can start
+      this.streamClosed(reason);
+    });
     source.addEventListener("error", () => {
       if (this.source !== source) return;
       clearTimeout(helloTimer);
@@ -146,6 +169,25 @@ export class LiveFeed {
       this.source.close();
       this.source = null;
     }
+  }
+
+  streamClosed(reason) {
+    if (this.stopped) return;
+    if (reason === "signed_out") {
+      this.stop();
+      (this.handlers.onSignedOut || this.handlers.onUnauthenticated)?.();
+      return;
+    }
+    if (reason === "evicted") {
+      this.evicted = true;
+      clearTimeout(this.timer);
+      if (!this.polling) this.startPolling();
+      return;
+    }
+    // A routine cut (shutdown, lifetime, or a reason this client doesn't know): not a failure.
+    this.failures = 0;
+    if (this.polling) this.scheduleProbe();
+    else this.scheduleStream(this.options.reconnectDelaysMs[0], "reconnecting");
   }
 
   streamFailed(silent) {
@@ -171,6 +213,7 @@ export class LiveFeed {
   }
 
   scheduleProbe() {
+    if (this.evicted) return;
     const delays = this.options.streamRetryMs;
     const delay = delays[Math.min(this.retryRound, delays.length - 1)];
     this.retryRound += 1;
@@ -218,7 +261,7 @@ export class LiveFeed {
         if (this.pollToken !== token) return;
         if (error?.status === 401) {
           this.stop();
-          this.handlers.onUnauthenticated?.();
+          this.handlers.onUnauthenticated?.(error);
           return;
         }
         const delays = this.options.pollErrorDelaysMs;

@@ -1,96 +1,71 @@
-// The moderator page: the reports queue and the audited export. The server decides who may
-// do what; this page only asks it, and says plainly when the answer is no.
+// moderation.js — the moderator page: the reports queue and the audited export. The server
+// decides who may do what; this page only asks it, and says plainly when the answer is no.
+// HTTP goes through api.js (relative paths, ApiError) and elements through dom.js, like the
+// member's client; nothing here touches innerHTML.
 
-const $ = (id) => document.getElementById(id);
+import { api, ApiError, get, post, request } from "./api.js";
+import { byId, el } from "./dom.js";
 
-async function api(path, options = {}) {
-  const headers = { Accept: "application/json" };
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  return fetch(path, { credentials: "same-origin", ...options, headers });
-}
-
-async function errorMessage(response) {
-  try {
-    const body = await response.json();
-    return body.error?.message || `The gateway answered ${response.status}.`;
-  } catch {
-    return `The gateway answered ${response.status}.`;
+/** What to tell the moderator about a failed call: the server's words when it sent any. */
+function describe(error) {
+  if (error instanceof ApiError) {
+    if (error.serverMessage) return error.serverMessage;
+    return error.status ? `The gateway answered ${error.status}.` : error.message;
   }
+  return `Something went wrong: ${error?.message || error}`;
 }
 
 function show(id, text) {
-  const element = $(id);
+  const element = byId(id);
   element.textContent = text;
   element.hidden = !text;
 }
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function refuse(message) {
-  $("who").textContent = "";
-  $("tools").hidden = true;
+function refuse(message, link = null) {
+  byId("who").textContent = "";
+  byId("tools").hidden = true;
   show("refused", message);
+  if (link) byId("refused").append(" ", link);
 }
 
 // Reports
 
 function renderMessage(message, names, reportedId) {
-  const item = element("li", message.id === reportedId ? "message reported" : "message");
   const sender = names.get(message.sender_id) || `member #${message.sender_id}`;
-  item.append(element("span", "meta", `${sender} · ${message.created_at}`));
-  item.append(element("p", "body", message.body));
-  return item;
+  return el("li", { class: message.id === reportedId ? "message reported" : "message" },
+    el("span", { class: "meta", text: `${sender} · ${message.created_at}` }),
+    el("p", { class: "body", text: message.body }));
 }
 
 function renderReport(report) {
-  const item = element("li", "report");
-  item.dataset.reportId = String(report.id);
   const names = new Map([
     [report.reporter.user_id, report.reporter.username],
     [report.reported.user_id, report.reported.username],
   ]);
-  item.append(element("h3", "", `#${report.id} · ${report.category} · ${report.created_at}`));
-  item.append(
-    element(
-      "p",
-      "parties",
-      `${report.reporter.username} (#${report.reporter.user_id}) reported ` +
-        `${report.reported.username} (#${report.reported.user_id}) ` +
-        `in conversation ${report.conversation_id}`,
-    ),
-  );
-  if (report.note) item.append(element("p", "note", `Note: ${report.note}`));
-  const context = element("ol", "context");
-  for (const message of report.context) {
-    context.append(renderMessage(message, names, report.message_id));
-  }
-  if (!report.context.length) context.append(element("li", "message", "No messages."));
-  item.append(context);
-  if (report.status === "resolved") {
-    item.append(element("p", "resolution", `Resolved: ${report.resolution} (${report.resolved_at})`));
-  } else {
-    item.append(resolveForm(report.id));
-  }
-  return item;
+  const context = el("ol", { class: "context" },
+    ...report.context.map((message) => renderMessage(message, names, report.message_id)));
+  if (!report.context.length) context.append(el("li", { class: "message", text: "No messages." }));
+  return el("li", { class: "report", "data-report-id": report.id },
+    el("h3", { text: `#${report.id} · ${report.category} · ${report.created_at}` }),
+    el("p", {
+      class: "parties",
+      text: `${report.reporter.username} (#${report.reporter.user_id}) reported `
+        + `${report.reported.username} (#${report.reported.user_id}) `
+        + `in conversation ${report.conversation_id}`,
+    }),
+    report.note ? el("p", { class: "note", text: `Note: ${report.note}` }) : null,
+    context,
+    report.status === "resolved"
+      ? el("p", { class: "resolution", text: `Resolved: ${report.resolution} (${report.resolved_at})` })
+      : resolveForm(report.id));
 }
 
 function resolveForm(reportId) {
-  const form = element("form", "resolve");
-  const label = element("label", "", "Resolution ");
-  const input = element("input");
-  input.name = "resolution";
-  input.required = true;
-  input.maxLength = 1000;
-  label.append(input);
-  const button = element("button", "", "Resolve");
-  button.type = "submit";
-  const error = element("span", "error");
-  form.append(label, button, error);
+  const input = el("input", { name: "resolution", required: true, maxlength: 1000 });
+  const button = el("button", { type: "submit", text: "Resolve" });
+  const error = el("span", { class: "error" });
+  const form = el("form", { class: "resolve" },
+    el("label", {}, "Resolution ", input), button, error);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!input.value.trim()) {
@@ -98,14 +73,13 @@ function resolveForm(reportId) {
       return;
     }
     button.disabled = true;
-    const response = await api(`/api/moderation/reports/${reportId}/resolve`, {
-      method: "POST",
-      body: JSON.stringify({ resolution: input.value }),
-    });
-    button.disabled = false;
-    if (!response.ok) {
-      error.textContent = await errorMessage(response);
+    try {
+      await post(`api/moderation/reports/${reportId}/resolve`, { resolution: input.value });
+    } catch (failure) {
+      error.textContent = describe(failure);
       return;
+    } finally {
+      button.disabled = false;
     }
     await loadReports();
   });
@@ -113,18 +87,19 @@ function resolveForm(reportId) {
 }
 
 async function loadReports() {
-  const status = $("report-status").value;
-  const response = await api(`/api/moderation/reports?status=${status}`);
-  const list = $("reports");
-  list.replaceChildren();
-  if (!response.ok) {
-    show("reports-error", await errorMessage(response));
+  const status = byId("report-status").value;
+  const list = byId("reports");
+  let reports;
+  try {
+    ({ reports } = await get(`api/moderation/reports?status=${encodeURIComponent(status)}`));
+  } catch (error) {
+    list.replaceChildren();
+    show("reports-error", describe(error));
     return;
   }
   show("reports-error", "");
-  const { reports } = await response.json();
-  $("reports-empty").hidden = reports.length > 0;
-  for (const report of reports) list.append(renderReport(report));
+  byId("reports-empty").hidden = reports.length > 0;
+  list.replaceChildren(...reports.map(renderReport));
 }
 
 // Export
@@ -137,40 +112,39 @@ function filenameOf(response, exportId) {
 async function runExport(event) {
   event.preventDefault();
   show("export-error", "");
-  $("export-result").hidden = true;
-  const memberId = $("export-member").value.trim();
-  const reason = $("export-reason").value.trim();
+  byId("export-result").hidden = true;
+  const memberId = byId("export-member").value.trim();
+  const reason = byId("export-reason").value.trim();
   if (!/^[1-9][0-9]*$/.test(memberId)) return show("export-error", "Enter the member's id.");
   if (!reason) return show("export-error", "A reason is required: a case reference or a sentence.");
   const params = new URLSearchParams({
     member_id: memberId,
-    scope: $("export-scope").value,
-    format: $("export-format").value,
+    scope: byId("export-scope").value,
+    format: byId("export-format").value,
     reason,
   });
   for (const name of ["since", "until"]) {
-    const value = $(`export-${name}`).value;
+    const value = byId(`export-${name}`).value;
     if (value) params.set(name, value);
   }
-  const button = $("export-submit");
+  const button = byId("export-submit");
   button.disabled = true;
   button.textContent = "Exporting…";
   try {
-    const response = await api(`/api/moderation/export?${params}`);
-    if (!response.ok) return show("export-error", await errorMessage(response));
+    // The audit entry is committed before the first byte, so waiting for headers is enough
+    // to know the export was allowed; the body may take a while longer.
+    const response = await request("GET", `api/moderation/export?${params}`, { raw: true, timeoutMs: 60000 });
     const exportId = response.headers.get("X-Export-Id");
     const filename = filenameOf(response, exportId);
     const blob = await response.blob();
-    const link = element("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = filename;
+    const link = el("a", { href: URL.createObjectURL(blob), download: filename });
     document.body.append(link);
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
     await showExport(exportId, filename);
   } catch (error) {
-    show("export-error", `The export failed: ${error.message}`);
+    show("export-error", error instanceof ApiError ? describe(error) : `The export failed: ${error.message}`);
   } finally {
     button.disabled = false;
     button.textContent = "Download export";
@@ -179,36 +153,51 @@ async function runExport(event) {
 
 async function showExport(exportId, filename) {
   // The audit entry is completed before the file's last bytes are sent.
-  const response = await api(`/api/moderation/exports/${exportId}`);
-  if (!response.ok) return show("export-error", await errorMessage(response));
-  const entry = (await response.json()).export;
-  $("export-id").textContent = `#${entry.id} (${entry.outcome})`;
-  $("export-file").textContent = filename;
-  $("export-rows").textContent = String(entry.row_count);
-  $("export-sha").textContent = entry.sha256;
-  $("export-result").hidden = false;
+  const entry = (await get(`api/moderation/exports/${encodeURIComponent(exportId)}`)).export;
+  byId("export-id").textContent = `#${entry.id} (${entry.outcome})`;
+  byId("export-file").textContent = filename;
+  byId("export-rows").textContent = String(entry.row_count);
+  byId("export-sha").textContent = entry.sha256;
+  byId("export-result").hidden = false;
+}
+
+/** A link to WhiteBalloon's sign-in (or, in demo mode, the demo's member picker). */
+async function signInLink() {
+  const { sign_in_url: raw } = await api.instance();
+  if (!raw) return null;
+  try {
+    const url = new URL(raw, location.href);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    return el("a", { href: url.href, id: "sign-in", text: "Sign in to WhiteBalloon" });
+  } catch {
+    return null;
+  }
 }
 
 async function start() {
-  const response = await api("/api/moderation/me");
-  if (response.status === 401) {
-    return refuse("You are not signed in. Sign in to WhiteBalloon, then reload this page.");
+  let me;
+  try {
+    me = await get("api/moderation/me");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      return refuse("You are not signed in. Sign in to WhiteBalloon, then reload this page.",
+        await signInLink());
+    }
+    if (error instanceof ApiError && error.status === 403) {
+      return refuse("Not allowed: only WhiteBalloon moderators and admins can use this page.");
+    }
+    return refuse(describe(error));
   }
-  if (response.status === 403) {
-    return refuse("Not allowed: only WhiteBalloon moderators and admins can use this page.");
-  }
-  if (!response.ok) return refuse(await errorMessage(response));
-  const me = await response.json();
-  $("who").textContent = `Signed in as ${me.username} (${me.role}).`;
+  byId("who").textContent = `Signed in as ${me.username} (${me.role}).`;
   if (me.role !== "admin") {
-    const full = $("export-scope").querySelector('option[value="full"]');
+    const full = byId("export-scope").querySelector('option[value="full"]');
     full.disabled = true;
     full.textContent = "Full: every body (admins only; not available to you)";
   }
-  $("tools").hidden = false;
-  $("report-status").addEventListener("change", loadReports);
-  $("reload-reports").addEventListener("click", loadReports);
-  $("export-form").addEventListener("submit", runExport);
+  byId("tools").hidden = false;
+  byId("report-status").addEventListener("change", loadReports);
+  byId("reload-reports").addEventListener("click", loadReports);
+  byId("export-form").addEventListener("submit", runExport);
   await loadReports();
 }
 

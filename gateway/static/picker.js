@@ -1,5 +1,5 @@
 // picker.js — owns the "New message" dialog: searching the members the signed-in member may
-// message (/api/members?q=) and handing the chosen one back. Keyboard: type to search,
+// message (api/members?q=) and handing the chosen one back. Keyboard: type to search,
 // ArrowDown/ArrowUp move through results, Enter picks, Escape closes (native <dialog>).
 
 import { api } from "./api.js";
