@@ -36,12 +36,16 @@ class LocalGateway:
         env: dict[str, str] | None = None,
         start_timeout: float = 30.0,
         access_log: bool = False,
+        session_secret: str | None = "local-test-secret",
     ) -> None:
+        """`session_secret`: the WB_SESSION_SECRET set when WB_APP_DB is given and `env` names
+        none, so `cookie_for` can sign cookies; None runs the gateway with WhiteBalloon's own
+        `wb_session_id` cookie only, as a deployment without a shared secret does."""
         self.data_dir = data_dir
         self.workers = workers
         self.env = {"WB_MESSAGING_DB": str(data_dir / "messaging.db"), **(env or {})}
-        if "WB_APP_DB" in self.env:
-            self.env.setdefault("WB_SESSION_SECRET", "local-test-secret")
+        if "WB_APP_DB" in self.env and session_secret is not None:
+            self.env.setdefault("WB_SESSION_SECRET", session_secret)
         self.start_timeout = start_timeout
         self.access_log = access_log
         self.log_path = data_dir / "hypercorn.log"
@@ -54,6 +58,11 @@ class LocalGateway:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    @property
+    def root_path(self) -> str:
+        """WB_ROOT_PATH without its trailing slash: the gateway answers only under it."""
+        return self.env.get("WB_ROOT_PATH", "").strip().rstrip("/")
 
     @property
     def secret(self) -> str:
@@ -140,7 +149,9 @@ class LocalGateway:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url("/healthz"), timeout=2) as response:
+                with urllib.request.urlopen(
+                    self.url(self.root_path + "/healthz"), timeout=2
+                ) as response:
                     if response.status == 200:
                         return
             except OSError:
