@@ -209,11 +209,11 @@ def threads_of(upstream: imports.Upstream) -> list[Thread]:
                 f"thread {t.id} was created by member {created_by}, who is not one of {pair}"
             )
         said = sorted(messages.get(t.id, []), key=lambda m: (m.at, m.id))
-        for said_one in said:
-            if said_one.sender_id not in pair:
+        for spoken in said:
+            if spoken.sender_id not in pair:
                 raise UnusableUpstream(
-                    f"message {said_one.id} of thread {t.id} was sent by member "
-                    f"{said_one.sender_id}, "
+                    f"message {spoken.id} of thread {t.id} was sent by member "
+                    f"{spoken.sender_id}, "
                     f"who is not one of {pair}"
                 )
         last_read = {
@@ -510,11 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_REFUSED
     except (Unavailable, sqlite3.Error, OSError) as error:
-        print(
-            f"error: writing {settings.messaging_db} failed ({error or type(error).__name__}). "
-            "Nothing was imported.",
-            file=sys.stderr,
-        )
+        # messaging.db could not be opened or written (or WB_APP_DB read): the transaction
+        # was never committed.
+        print(f"error: {type(error).__name__}: {error}\nNothing was imported.", file=sys.stderr)
         return EXIT_REFUSED
     print(summary.report(args.source, settings.messaging_db))
     return 0

@@ -470,3 +470,14 @@ async def test_command_on_a_bad_file_creates_no_messaging_db(tmp_path: Path) -> 
     assert code == 2
     assert "is not WhiteBalloon's messages.db" in err
     assert not target.exists()
+
+
+async def test_rows_the_gateway_cannot_represent_change_nothing(
+    app: Quart, settings: Settings, tmp_path: Path
+) -> None:
+    up = sample(tmp_path / "messages.db")
+    up.message(9, 1, CAROL, "a third voice", "13:00:00.000000")  # not one of alice and bob
+    before = dump(settings.messaging_db)
+    with pytest.raises(UnusableUpstream, match="message 9 of thread 1 was sent by member 3"):
+        await import_upstream(settings, up.path)
+    assert dump(settings.messaging_db) == before
