@@ -2,13 +2,14 @@
 
 Every member is public in the directory, so each receiver and its sender are mutually
 visible and may talk. Receiver `i` talks to sender `i % senders`; each conversation is
-started through the gateway's own API, as a member would start it. Cookies are signed by
-the gateway's helper exactly as the main app signs them.
+started through the gateway's own API, as a member would start it. Each member signs in as
+WhiteBalloon records a sign-in: an approved row of app.db's `sessions`, whose id is the
+member's `wb_session_id` cookie (the load test's app.db is its own, so it may write there).
 
 Two steps, because the directory must exist before the gateway starts:
 
     python -m loadtests.dataset directory APP_DB --scenario requirement
-    python -m loadtests.dataset conversations --base-url URL --secret S \\
+    python -m loadtests.dataset conversations --base-url URL --app-db APP_DB \\
         --scenario requirement --out run.json   # then: LOADTEST_CONFIG=run.json locust ...
 """
 
@@ -23,11 +24,10 @@ from typing import Any
 
 import httpx
 
-from gateway.auth import sign_session
-from gateway.store.stand_in import DirectoryEntry, create_directory
+from gateway.store.stand_in import DirectoryEntry, create_directory, create_sessions
 from loadtests.scenarios import SCENARIOS, Scenario
 
-COOKIE_NAME = "wb_session"
+COOKIE_NAME = "wb_session_id"  # WhiteBalloon's own session cookie
 CONVERSATION_CONCURRENCY = 16
 
 
@@ -116,13 +116,16 @@ async def build_directory(app_db: Path, scenario: Scenario) -> None:
     await create_directory(app_db, directory_entries(scenario))
 
 
-async def create_conversations(base_url: str, secret: str, scenario: Scenario) -> Dataset:
-    """Start every receiver's conversation with its sender through the API; mint cookies."""
+async def create_conversations(base_url: str, app_db: Path, scenario: Scenario) -> Dataset:
+    """Sign every member in (a `sessions` row each), then start every receiver's
+    conversation with its sender through the API."""
+    sender_ids = [sender_user_id(scenario, k) for k in range(scenario.senders)]
+    receiver_ids = [receiver_user_id(i) for i in range(scenario.receivers)]
+    sessions = await create_sessions(app_db, [*receiver_ids, *sender_ids])
 
     def cookie(user_id: int) -> str:
-        return sign_session(secret, {"user_id": user_id})
+        return sessions[user_id]
 
-    sender_ids = [sender_user_id(scenario, k) for k in range(scenario.senders)]
     limit = asyncio.Semaphore(CONVERSATION_CONCURRENCY)
 
     async def start(client: httpx.AsyncClient, receiver_index: int) -> ReceiverSpec:
@@ -158,7 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     directory.add_argument("app_db", type=Path)
     conversations = steps.add_parser("conversations", help="start conversations, write config")
     conversations.add_argument("--base-url", required=True)
-    conversations.add_argument("--secret", required=True, help="the gateway's WB_SESSION_SECRET")
+    conversations.add_argument(
+        "--app-db",
+        type=Path,
+        required=True,
+        help="the load test's app.db (the gateway's WB_APP_DB)",
+    )
     conversations.add_argument("--out", type=Path, required=True)
     conversations.add_argument("--state-dir", type=Path, default=Path("loadtests/results"))
     for step in (directory, conversations):
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(build_directory(args.app_db, scenario))
         print(f"{args.app_db}: {scenario.receivers + scenario.senders} public members")
         return 0
-    dataset = asyncio.run(create_conversations(args.base_url, args.secret, scenario))
+    dataset = asyncio.run(create_conversations(args.base_url, args.app_db, scenario))
     args.state_dir.mkdir(parents=True, exist_ok=True)
     RunConfig(scenario, dataset, args.base_url, str(args.state_dir.resolve())).save(args.out)
     print(f"{args.out}: {len(dataset.receivers)} conversations; LOADTEST_CONFIG={args.out}")

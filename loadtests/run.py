@@ -102,12 +102,13 @@ def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary
         state_dir.mkdir()
         asyncio.run(build_directory(app_db, scenario))
         env = {"WB_APP_DB": str(app_db), **scenario.gateway_env}
-        gateway = LocalGateway(data_dir, workers=scenario.workers, env=env, start_timeout=60)
+        # No WB_SESSION_SECRET: members sign in with WhiteBalloon's own session cookie.
+        gateway = LocalGateway(
+            data_dir, workers=scenario.workers, env=env, start_timeout=60, session_secret=None
+        )
         try:
             with gateway:
-                dataset = asyncio.run(
-                    create_conversations(gateway.base_url, gateway.secret, scenario)
-                )
+                dataset = asyncio.run(create_conversations(gateway.base_url, app_db, scenario))
                 config_path = state_dir / "run.json"
                 RunConfig(scenario, dataset, gateway.base_url, str(state_dir)).save(config_path)
                 sampler = MemorySampler(gateway.env["WB_MESSAGING_DB"], state_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -10,11 +11,12 @@ from pathlib import Path
 import pytest
 from quart.testing import QuartClient
 
+from gateway import mint
 from gateway.app import create_app
 from gateway.auth import SIGN_IN_PENDING
 from gateway.config import Settings
-from gateway.store.stand_in import create_session
-from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
+from gateway.store.stand_in import create_directory, create_session
+from tests.support.members import ALICE, BOB, CAROL, COOKIE, MEMBERS, SECRET, starlette_cookie
 
 APP_COOKIE = "wb_session_id"
 
@@ -87,3 +89,23 @@ async def test_a_stale_app_session_beside_a_valid_signed_cookie(
     signed = starlette_cookie({"user_id": BOB})
     status, _ = await me(client, **{APP_COOKIE: "f" * 32, COOKIE: signed})
     assert status == (200 if "both" in request.node.callspec.id else 401)
+
+
+def test_mint_signs_a_member_in_to_a_test_app_db(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app_db = tmp_path / "app.db"
+    asyncio.run(create_directory(app_db, MEMBERS))
+    assert mint.main(["--user-id", str(CAROL), "--sign-in", str(app_db)]) == 0
+    session_id = capsys.readouterr().out.strip()
+
+    async def username() -> str:
+        settings = Settings(app_db=app_db, messaging_db=tmp_path / "messaging.db")
+        async with create_app(settings).test_app() as test_app:
+            response = await test_app.test_client().get(
+                "/api/me", headers={"Cookie": f"{APP_COOKIE}={session_id}"}
+            )
+            return str((await response.get_json())["username"])
+
+    assert asyncio.run(username()) == "carol"
+    assert mint.main(["--user-id", "3", "--sign-in", str(tmp_path / "missing.db")]) == 2

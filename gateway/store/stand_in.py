@@ -97,23 +97,40 @@ async def create_session(
 ) -> str:
     """A sign-in as WhiteBalloon records it: a `sessions` row whose id is the value of the
     member's `wb_session_id` cookie; pending until approved."""
-    session_id = uuid.uuid4().hex
+    sessions = await create_sessions(path, [user_id], approved=approved, expires_at=expires_at)
+    return sessions[user_id]
+
+
+async def create_sessions(
+    path: Path,
+    user_ids: Iterable[int],
+    *,
+    approved: bool = True,
+    expires_at: datetime | None = None,
+) -> dict[int, str]:
+    """One sign-in per member, written in one transaction; member id -> session id."""
     now = datetime.now(UTC)
-    expires_at = expires_at or now + timedelta(days=SESSION_DAYS)
+    expires = sqlalchemy_time(expires_at or now + timedelta(days=SESSION_DAYS))
+    sessions = {user_id: uuid.uuid4().hex for user_id in user_ids}
     conn = await connect(path)
     try:
-        await conn.execute(
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.executemany(
             "INSERT INTO sessions (id, user_id, created_at, expires_at, last_seen_at, "
             "auth_request_id, is_fully_authenticated) VALUES (?, ?, ?, ?, NULL, ?, ?)",
-            (
-                session_id,
-                user_id,
-                sqlalchemy_time(now),
-                sqlalchemy_time(expires_at),
-                uuid.uuid4().hex,
-                int(approved),
-            ),
+            [
+                (
+                    session_id,
+                    user_id,
+                    sqlalchemy_time(now),
+                    expires,
+                    uuid.uuid4().hex,
+                    int(approved),
+                )
+                for user_id, session_id in sessions.items()
+            ],
         )
+        await conn.execute("COMMIT")
     finally:
         await conn.close()
-    return session_id
+    return sessions
