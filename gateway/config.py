@@ -155,6 +155,13 @@ class Settings:
         "Events buffered for one stream; a stream that falls further behind is closed and "
         "resumes from its cursor.",
     )
+    streams_per_member: int = setting(
+        "WB_STREAMS_PER_MEMBER",
+        _positive_int,
+        20,
+        "Open streams one member may hold in this worker (tabs, devices); opening one more "
+        "closes their oldest with a final `closed` event (reason evicted), which then polls.",
+    )
     stream_max_seconds: float = setting(
         "WB_STREAM_MAX_SECONDS",
         _positive_float,
