@@ -55,6 +55,20 @@ async def prometheus_text(s: Services) -> str:
             worker,
             s.broadcaster.subscription_count,
         ),
+        (
+            "wb_streams_evicted_total",
+            "counter",
+            "Streams closed because their member opened more than WB_STREAMS_PER_MEMBER.",
+            worker,
+            s.broadcaster.evicted,
+        ),
+        (
+            "wb_streams_signed_out_total",
+            "counter",
+            "Streams closed because their session ended in the main app.",
+            worker,
+            s.session_watch.closed_streams,
+        ),
         ("wb_messages_stored", "gauge", "Messages stored in messaging.db.", "", stored),
         (
             "wb_messages_sent_total",

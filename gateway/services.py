@@ -68,7 +68,10 @@ class Services:
         relay_wake = asyncio.Event()
         doorbell = Doorbell(settings.messaging_db, on_ring=relay_wake.set)
         broadcaster = Broadcaster(
-            settings.stream_queue_size, on_gap=relay_wake.set, on_published=doorbell.ring
+            settings.stream_queue_size,
+            on_gap=relay_wake.set,
+            on_published=doorbell.ring,
+            streams_per_member=settings.streams_per_member,
         )
         relay = Relay(store, broadcaster, relay_wake, settings.relay_poll_seconds)
         await relay.start()

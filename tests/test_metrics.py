@@ -123,6 +123,8 @@ async def test_prometheus_metrics_follow_what_happens(gw: Harness) -> None:
     start = await scrape(gw)
     assert set(start) == {
         "wb_open_streams",
+        "wb_streams_evicted_total",
+        "wb_streams_signed_out_total",
         "wb_messages_stored",
         "wb_messages_sent_total",
         "wb_events_delivered_total",

@@ -31,8 +31,11 @@ class Subscription:
     sit here for hours, so each saves the Queue's bookkeeping and a Task per wait.
     """
 
-    def __init__(self, user_id: int, limit: int, credential: Credential | None) -> None:
+    def __init__(
+        self, user_id: int, limit: int, credential: Credential | None, *, stream: bool
+    ) -> None:
         self.user_id = user_id
+        self.stream = stream  # a held stream (capped per member), not a passing poll
         # What the stream signed in with: re-checked while it is open (live.session_watch).
         self.credential = credential
         self.lagged = False
@@ -95,12 +98,16 @@ class Broadcaster:
         *,
         on_gap: Callable[[], None],
         on_published: Callable[[], None],
+        streams_per_member: int = 20,
     ) -> None:
         """`on_gap` is called when published ids skip some (the relay must read them from the
         log: the no-gap guarantee depends on it); `on_published` when this worker committed
         events (so other workers can be told at once)."""
         self._queue_size = queue_size
-        self._subscriptions: defaultdict[int, set[Subscription]] = defaultdict(set)
+        self._streams_per_member = streams_per_member
+        # Per member, in the order they subscribed (a dict keeps it), so the oldest goes first.
+        self._subscriptions: defaultdict[int, dict[Subscription, None]] = defaultdict(dict)
+        self.evicted = 0
         self._on_gap = on_gap
         self._on_published = on_published
         self.last_published = 0
@@ -113,16 +120,28 @@ class Broadcaster:
     def subscriptions(self) -> list[Subscription]:
         return [sub for subs in self._subscriptions.values() for sub in subs]
 
-    def subscribe(self, user_id: int, credential: Credential | None = None) -> Subscription:
-        subscription = Subscription(user_id, self._queue_size, credential)
-        self._subscriptions[user_id].add(subscription)
+    def subscribe(
+        self, user_id: int, credential: Credential | None = None, *, stream: bool = False
+    ) -> Subscription:
+        """A buffer of the member's events. A stream beyond the member's cap evicts their
+        oldest stream, which ends with `closed: evicted` (its tab then polls), so a member
+        with many tabs is never locked out and one member cannot hold thousands."""
+        mine = self._subscriptions[user_id]
+        if stream:
+            streams = [s for s in mine if s.stream]
+            for oldest in streams[: max(0, len(streams) - self._streams_per_member + 1)]:
+                oldest.close("evicted")
+                self.unsubscribe(oldest)
+                self.evicted += 1
+        subscription = Subscription(user_id, self._queue_size, credential, stream=stream)
+        self._subscriptions[user_id][subscription] = None
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.close()
         subs = self._subscriptions.get(subscription.user_id)
         if subs is not None:
-            subs.discard(subscription)
+            subs.pop(subscription, None)
             if not subs:
                 del self._subscriptions[subscription.user_id]
 

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 EventType = Literal["hello", "message", "conversation", "read", "reset"]
 # Why the server ended a stream, told in its last frame: `event: closed`, `data: {"reason"}`.
-# signed_out: the session ended (don't reconnect); lagging: the client stopped reading;
-# lifetime: streams are recycled; shutdown: the worker is stopping (reconnect elsewhere).
-CloseReason = Literal["signed_out", "lagging", "lifetime", "shutdown"]
+# signed_out: the session ended (don't reconnect); evicted: the member opened more streams
+# than WB_STREAMS_PER_MEMBER (poll instead); lagging: the client stopped reading; lifetime:
+# streams are recycled; shutdown: the worker is stopping (reconnect elsewhere).
+CloseReason = Literal["signed_out", "evicted", "lagging", "lifetime", "shutdown"]
 
 
 def closed_frame(reason: CloseReason) -> bytes:

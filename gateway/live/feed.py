@@ -64,7 +64,7 @@ async def stream(
     """SSE bytes: retry, hello, a reset if needed, the replay, then live events and heartbeats,
     and a final `closed` event when the server ends the stream."""
     user_id = credential.user_id
-    subscription = s.broadcaster.subscribe(user_id, credential)
+    subscription = s.broadcaster.subscribe(user_id, credential, stream=True)
     try:
         cursor = await resolve_cursor(s, raw_cursor)
         opening = (

@@ -13,9 +13,18 @@ from gateway.views.request import current_session, services
 blueprint = Blueprint("live", __name__, url_prefix="/api")
 
 
+_STREAM_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
 @blueprint.get("/stream")
 async def stream() -> Response:
     _, credential = await current_session()
+    if request.method == "HEAD":
+        return Response(b"", headers=_STREAM_HEADERS)  # headers only: nothing to subscribe to
     s = services()
     cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     body = feed.stream(
@@ -25,14 +34,7 @@ async def stream() -> Response:
         heartbeat=s.settings.heartbeat_seconds,
         lifetime=s.settings.stream_max_seconds,
     )
-    response = Response(
-        body,
-        content_type="text/event-stream; charset=utf-8",
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        },
-    )
+    response = Response(body, headers=_STREAM_HEADERS)
     response.timeout = None  # a stream lives until the client leaves or its lifetime ends
     return response
 

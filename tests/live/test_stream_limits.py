@@ -1,0 +1,66 @@
+"""What one member's streams may cost a worker: a cap per member, and HEAD costs nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from quart.testing import QuartClient
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.services import Services
+from tests.support.members import ALICE, BOB, SECRET, as_member
+from tests.support.sse import open_stream
+
+CAP = 3
+
+
+@pytest.fixture
+async def capped(app_db: Path, tmp_path: Path) -> AsyncIterator[tuple[QuartClient, Services]]:
+    settings = Settings(
+        session_secrets=(SECRET,),
+        app_db=app_db,
+        messaging_db=tmp_path / "messaging.db",
+        streams_per_member=CAP,
+    )
+    async with create_app(settings).test_app() as test_app:
+        yield test_app.test_client(), test_app.app.extensions["whiteballoon"]
+
+
+async def test_a_stream_beyond_the_cap_evicts_the_members_oldest(
+    capped: tuple[QuartClient, Services], cookies: dict[int, str]
+) -> None:
+    client, services = capped
+    async with AsyncExitStack() as stack:
+        streams = []
+        for _ in range(CAP):  # one after another, so the first is the oldest
+            streams.append(await stack.enter_async_context(open_stream(client, cookies[ALICE])))
+            assert (await streams[-1].next_event()).event == "hello"
+        bobs = await stack.enter_async_context(open_stream(client, cookies[BOB]))
+        assert (await bobs.next_event()).event == "hello"
+        newest = await stack.enter_async_context(open_stream(client, cookies[ALICE]))
+        assert (await newest.next_event()).event == "hello"
+        evicted = await streams[0].next_event()
+        assert (evicted.event, evicted.data, evicted.id) == ("closed", {"reason": "evicted"}, None)
+        for still_open in [*streams[1:], bobs]:
+            assert await still_open.silent_for(0.3)
+        assert services.broadcaster.subscription_count == CAP + 1  # alice's cap, and bob
+        metrics = (await (await client.get("/metrics")).get_data()).decode()
+        assert 'wb_streams_evicted_total{worker="' in metrics
+        assert "} 1\n" in metrics.split("wb_streams_evicted_total", 2)[2]
+
+
+async def test_head_of_the_stream_subscribes_nothing(
+    capped: tuple[QuartClient, Services], cookies: dict[int, str]
+) -> None:
+    client, services = capped
+    response = await client.head("/api/stream", headers=as_member(cookies[ALICE]))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert await response.get_data() == b""
+    assert services.broadcaster.subscription_count == 0
+    refused = await client.head("/api/stream")
+    assert refused.status_code == 401
