@@ -28,6 +28,7 @@ from gateway.moderation.export_formats import (
     Record,
     encoder_for,
 )
+from gateway.moderation.models import Role
 from gateway.moderation.roles import require_moderator
 from gateway.services import Services
 from gateway.store import moderation
@@ -192,10 +193,16 @@ def _message(row: Any, conversation: Conversation, with_body: bool) -> MessageRe
     )
 
 
-async def begin_export(s: Services, me: Member, request: ExportRequest) -> Export:
+async def may_export(s: Services, me: Member, scope: Scope) -> Role:
+    """The member's role, if it allows an export of this scope."""
     role = await require_moderator(s, me)
-    if request.scope == "full" and role != "admin":
+    if scope == "full" and role != "admin":
         raise Forbidden("Only admins may export full message content.")
+    return role
+
+
+async def begin_export(s: Services, me: Member, request: ExportRequest) -> Export:
+    role = await may_export(s, me, request.scope)
     member_id = request.member_id
     async with s.store.reading() as conn:
         snap = await snapshot(conn)

@@ -7,7 +7,7 @@ from quart import Blueprint, Response, request
 from gateway.exceptions import InvalidRequest
 from gateway.limits import MAX_REASON_CHARS
 from gateway.moderation import export
-from gateway.moderation.export_formats import EXPORT_FORMATS
+from gateway.moderation.export_formats import EXPORT_FORMATS, encoder_for
 from gateway.views.request import current_member, query_int, query_window, services
 
 blueprint = Blueprint("exports", __name__)
@@ -30,6 +30,12 @@ async def export_history() -> Response:
         raise InvalidRequest(
             f"`reason` is required: a case reference or a sentence, at most {MAX_REASON_CHARS} "
             "characters."
+        )
+    if request.method == "HEAD":
+        # Headers only: no export runs, so none is audited as if it had been downloaded.
+        await export.may_export(services(), member, scope)
+        return Response(
+            b"", content_type=encoder_for(fmt).media_type, headers={"Cache-Control": "no-store"}
         )
     job = await export.begin_export(
         services(),

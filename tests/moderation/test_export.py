@@ -280,3 +280,22 @@ async def test_every_export_is_in_the_compliance_log(gw: Harness, history: dict[
     assert log[0]["subject_id"] == ALICE
     assert log[0]["details"]["audit_id"] == int(response.headers["X-Export-Id"])
     assert log[0]["details"]["reason"] == "case #42: harassment report"
+
+
+async def test_head_of_an_export_runs_nothing_and_audits_nothing(gw: Harness) -> None:
+    before = await gw.json(await gw.get("/api/moderation/audit", ADMIN), 200)
+    response = await gw.client.head(
+        "/api/moderation/export",
+        headers=gw.headers(MOD),
+        query_string={"member_id": ALICE, "reason": "case 7", "scope": "metadata"},
+    )
+    assert response.status_code == 200
+    assert await response.get_data() == b""
+    after = await gw.json(await gw.get("/api/moderation/audit", ADMIN), 200)
+    assert after["entries"] == before["entries"]
+    forbidden = await gw.client.head(
+        "/api/moderation/export",
+        headers=gw.headers(MOD),
+        query_string={"member_id": ALICE, "reason": "case 7", "scope": "full"},
+    )
+    assert forbidden.status_code == 403
