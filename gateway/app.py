@@ -12,7 +12,11 @@ from gateway.root_path import RootPath
 from gateway.services import Services
 from gateway.views import demo, exports, legacy, live, messaging, metrics, moderation, pages
 from gateway.views.error_responses import register_error_handlers
-from gateway.views.request import IdConverter, reject_cross_site_requests
+from gateway.views.request import (
+    IdConverter,
+    refuse_impossible_static_names,
+    reject_cross_site_requests,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         app.register_blueprint(demo.blueprint)
     register_error_handlers(app)
     app.before_request(reject_cross_site_requests)
+    app.before_request(refuse_impossible_static_names)
 
     @app.after_request
     async def security_headers(response: Response) -> Response:

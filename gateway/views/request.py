@@ -12,7 +12,7 @@ from quart import current_app, request
 from werkzeug.routing import IntegerConverter, Map
 
 from gateway.auth import Credential
-from gateway.exceptions import CrossOrigin, InvalidRequest
+from gateway.exceptions import CrossOrigin, InvalidRequest, NotFound
 from gateway.limits import DEFAULT_PAGE, MAX_ID, MAX_ORIGIN_REF_CHARS, MAX_PAGE
 from gateway.messaging.models import ORIGIN_TYPES, Member, Origin, OriginType
 from gateway.services import Services
@@ -47,6 +47,8 @@ async def json_object() -> dict[str, Any]:
         payload = await request.get_json(force=True, silent=True)
     except RecursionError:  # nested thousands deep, yet under 16 KiB
         payload = None
+    except UnicodeDecodeError:  # bytes that are not UTF-8
+        raise InvalidRequest("The body must be UTF-8 JSON.") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The body must be a JSON object.")
     try:
@@ -133,26 +135,35 @@ def _query_instant(name: str) -> str | None:
         raise InvalidRequest(f"`{name}` is out of range.") from None
 
 
+async def refuse_impossible_static_names() -> None:
+    """A static file name no file system holds is a plain 404, not an OSError."""
+    if request.endpoint == "static" and any(len(part) > 255 for part in request.path.split("/")):
+        raise NotFound()
+
+
 async def reject_cross_site_requests() -> None:
-    """Cookie-authenticated writes must come from the gateway's own pages (or allowed ones),
-    and so must API reads: some have effects too (an export is audited, so is a moderator's
-    view of reported messages), and a link on another site must not trigger them."""
-    if request.method in _SAFE_METHODS:
-        site = request.headers.get("Sec-Fetch-Site")
-        if request.path.startswith("/api/") and site in ("cross-site", "same-site"):
-            origin = request.headers.get("Origin")
-            if origin is None or origin.rstrip("/") not in services().settings.allowed_origins:
-                raise CrossOrigin()
-        return
+    """Cookie-authenticated requests must come from the gateway's own pages (or allowed
+    origins): writes, and API reads too, since some have effects (an export is audited, so
+    is a moderator's view of reported messages) and a page elsewhere must not trigger them.
+
+    A browser's `Origin`, when sent, must be ours or allowed; without it, `Sec-Fetch-Site`
+    must not say another site; requests with neither (curl, the main app's server) pass.
+    """
+    api_read = request.method in _SAFE_METHODS and request.path.startswith("/api/")
+    if request.method in _SAFE_METHODS and not api_read:
+        return  # pages and static files: no effects, and they are loaded cross-site by links
     origin = request.headers.get("Origin")
     if origin is not None:
-        allowed = services().settings.allowed_origins
-        if origin.rstrip("/") in allowed:
-            return
-        # The host, not the scheme: behind a TLS-terminating proxy the gateway sees plain http.
-        if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
+        if not _origin_allowed(origin):
             raise CrossOrigin()
         return
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         raise CrossOrigin()
+
+
+def _origin_allowed(origin: str) -> bool:
+    if origin.rstrip("/") in services().settings.allowed_origins:
+        return True
+    # The host, not the scheme: behind a TLS-terminating proxy the gateway sees plain http.
+    return origin != "null" and urlsplit(origin).netloc.lower() == request.host.lower()
