@@ -52,16 +52,24 @@ def clean_body(body: str) -> str:
     return cleaned
 
 
-async def _require_messageable(s: Services, me: Member, peer_id: int) -> Member:
+async def _require_messageable(
+    s: Services, me: Member, peer_id: int, *, known: bool = False
+) -> Member:
+    """The peer, if the two may message. `known`: they already share a conversation, so
+    saying the peer exists reveals nothing."""
     if peer_id == me.user_id:
         raise CannotMessageSelf()
-    found = await s.directory.peer(me.user_id, peer_id)
-    if found is None:
+    found = await s.directory.sight(me.user_id, peer_id)
+    if found is None and not known:
         raise MemberNotFound()
-    peer, mutual = found
-    if not mutual:
+    if found is None or (not found.viewer_sees and known):
         raise NotVisible()
-    return peer
+    if not found.viewer_sees:
+        # Someone you cannot see is as unknown as someone who does not exist.
+        raise MemberNotFound()
+    if not found.sees_viewer:
+        raise NotVisible()
+    return found.member
 
 
 async def _refuse_if_blocked(conn: aiosqlite.Connection, a: int, b: int) -> None:
@@ -117,7 +125,7 @@ async def send_message(
     body = clean_body(body)
     peer_id = await queries.peer_in_conversation(s, me, conversation_id)
     try:
-        await _require_messageable(s, me, peer_id)
+        await _require_messageable(s, me, peer_id, known=True)
     except (MemberNotFound, NotVisible):
         # A retry of a message that was stored is answered even if sending is no longer allowed.
         earlier = await _stored_earlier(s, me, client_id)

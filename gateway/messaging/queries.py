@@ -44,10 +44,10 @@ THEY_CANNOT_SEE_YOU = (
 async def reachability(s: Services, me: Member, username: str) -> Reachability:
     """For a member `me` can see: can they message them? Anyone `me` cannot see is unknown."""
     found = await s.directory.sight(me.user_id, username.strip())
-    if found is None or not found[1] or found[0].user_id == me.user_id:
+    if found is None or not found.viewer_sees or found.member.user_id == me.user_id:
         raise MemberNotFound()
-    member, _, sees_back = found
-    if sees_back:
+    member = found.member
+    if found.sees_viewer:
         return Reachability(member, True)
     return Reachability(
         member,

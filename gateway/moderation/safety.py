@@ -81,10 +81,10 @@ async def _known_to(s: Services, me: Member, member_id: int) -> Member:
     Anyone else answers exactly like a member who does not exist, so these routes cannot
     be used to walk the directory by id.
     """
-    found = await s.directory.peer(me.user_id, member_id)
+    found = await s.directory.sight(me.user_id, member_id)
     if found is not None:
-        member, mutual = found
-        if mutual:
+        member = found.member
+        if found.mutual:
             return member
         async with s.store.reading() as conn:
             if await messaging.conversation_between(conn, me.user_id, member_id) is not None:

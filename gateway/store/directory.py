@@ -27,7 +27,7 @@ def _sees(viewer: str, member: str) -> str:
     )
 
 
-_MUTUAL = f"{_sees('v', 'm')} AND {_sees('m', 'v')}"
+_MUTUAL = f"{_sees('v', 'm')} AND {_sees('m', 'v')}"  # the rule `Sight.mutual` states too
 _MEMBER_COLUMNS = "id, username, COALESCE(is_admin, 0) != 0 AS is_admin"
 
 
@@ -44,6 +44,20 @@ def _parse_sqlalchemy_time(value: Any) -> datetime | None:
         return None
     # The main app writes naive UTC; an offset, if any, is honoured rather than dropped.
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """A member as one viewer finds them in the directory: who sees whom."""
+
+    member: Member
+    viewer_sees: bool
+    sees_viewer: bool
+
+    @property
+    def mutual(self) -> bool:
+        """Two members may message only when each sees the other."""
+        return self.viewer_sees and self.sees_viewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,28 +121,19 @@ class Directory:
         )
         return _member(rows[0]) if rows else None
 
-    async def peer(self, viewer: int, peer_id: int) -> tuple[Member, bool] | None:
-        """The member `peer_id` and whether they and `viewer` may message; None if unknown."""
-        rows = await self._rows(
-            f"SELECT {_MEMBER_COLUMNS}, EXISTS (SELECT 1 FROM users v WHERE v.id = ? "
-            f"AND {_MUTUAL}) AS mutual FROM users m WHERE m.id = ?",
-            (viewer, peer_id),
-        )
-        return (_member(rows[0]), bool(rows[0]["mutual"])) if rows else None
-
-    async def sight(self, viewer: int, username: str) -> tuple[Member, bool, bool] | None:
-        """The member named `username`, whether `viewer` sees them and whether they see
-        `viewer`; None if no such member."""
+    async def sight(self, viewer: int, member: int | str) -> Sight | None:
+        """The member (by id, or by username) and who sees whom; None if no such member."""
+        column = "username" if isinstance(member, str) else "id"
         rows = await self._rows(
             f"SELECT {_MEMBER_COLUMNS}, "
             f"EXISTS (SELECT 1 FROM users v WHERE v.id = ? AND {_sees('v', 'm')}) AS seen, "
             f"EXISTS (SELECT 1 FROM users v WHERE v.id = ? AND {_sees('m', 'v')}) AS sees_back "
-            "FROM users m WHERE m.username = ?",
-            (viewer, viewer, username),
+            f"FROM users m WHERE m.{column} = ?",
+            (viewer, viewer, member),
         )
         if not rows:
             return None
-        return _member(rows[0]), bool(rows[0]["seen"]), bool(rows[0]["sees_back"])
+        return Sight(_member(rows[0]), bool(rows[0]["seen"]), bool(rows[0]["sees_back"]))
 
     async def messageable(self, viewer: int, query: str, limit: int) -> list[Member]:
         """Members `viewer` may message, by username, optionally filtered by a substring."""

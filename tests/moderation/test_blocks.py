@@ -91,7 +91,7 @@ async def test_visibility_is_decided_before_blocks(gw: Harness) -> None:
     """Someone who cannot see a member learns nothing about whether they are blocked."""
     await gw.post("/api/blocks", GRACE, {"member_id": ALICE})
     response = await gw.post("/api/conversations", ALICE, {"peer_id": GRACE})
-    assert (await gw.json(response, 403))["error"]["code"] == "not_visible"
+    assert (await gw.json(response, 404))["error"]["code"] == "member_not_found"
 
 
 async def test_members_one_cannot_see_look_unknown_to_blocks_and_intents(gw: Harness) -> None:
