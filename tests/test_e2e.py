@@ -4,6 +4,7 @@ port, with a real SSE client."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -147,8 +148,10 @@ async def subscriptions_by_worker(server: LocalGateway, probes: int = 30) -> dic
     seen: dict[int, int] = {}
     for _ in range(probes):
         async with httpx.AsyncClient(base_url=server.base_url) as fresh:  # a new connection
-            health = (await fresh.get("/healthz")).json()
-        seen[health["worker_pid"]] = health["open_subscriptions"]
+            metrics = (await fresh.get("/metrics")).text
+        found = re.search(r'^wb_open_streams\{worker="(\d+)"\} (\d+)$', metrics, re.MULTILINE)
+        assert found is not None, metrics
+        seen[int(found.group(1))] = int(found.group(2))
     return seen
 
 
