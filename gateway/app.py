@@ -9,7 +9,7 @@ from quart import Quart, Response
 from gateway.config import Settings
 from gateway.limits import MAX_REQUEST_BYTES
 from gateway.root_path import RootPath
-from gateway.services import Services
+from gateway.services import EXTENSION, Services
 from gateway.views import demo, exports, legacy, live, messaging, metrics, moderation, pages
 from gateway.views.error_responses import register_error_handlers
 from gateway.views.request import (
@@ -52,11 +52,11 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.before_serving
     async def open_services() -> None:
-        app.extensions["whiteballoon"] = await Services.open(settings)
+        app.extensions[EXTENSION] = await Services.open(settings)
 
     @app.after_serving
     async def close_services() -> None:
-        services: Services | None = app.extensions.pop("whiteballoon", None)
+        services: Services | None = app.extensions.pop(EXTENSION, None)
         if services is not None:
             await services.close()
 

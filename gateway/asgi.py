@@ -7,6 +7,8 @@ import sys
 
 from gateway.app import create_app
 from gateway.exceptions import ConfigError
+from gateway.services import services_of
+from gateway.shutdown import handle_termination
 
 # The gateway's own loggers only: Hypercorn already prints its own, and propagating to a
 # configured root logger would print them twice.
@@ -23,3 +25,10 @@ except ConfigError as error:
     print(f"whiteballoon gateway: configuration error: {error}", file=sys.stderr)
     print("Run `python -m gateway.config` to list every setting.", file=sys.stderr)
     raise SystemExit(2) from None
+
+
+@app.before_serving
+async def drain_on_sigterm() -> None:
+    # Only here, in the server's entry point: tests that run the app in-process keep their
+    # own signal handling.
+    handle_termination(lambda: services_of(app).broadcaster.close())

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import cast
+
+from quart import Quart
 
 from gateway import demo
 from gateway.auth import Authenticator, CookieNames
@@ -19,6 +22,13 @@ from gateway.live.retention import EventRetention
 from gateway.live.session_watch import SessionWatch
 from gateway.messaging.participants import ConversationMembers
 from gateway.store import Directory, MessagingStore
+
+
+EXTENSION = "whiteballoon"  # where the app keeps its worker's Services
+
+
+def services_of(app: Quart) -> Services:
+    return cast(Services, app.extensions[EXTENSION])
 
 
 @dataclass

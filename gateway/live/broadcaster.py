@@ -108,6 +108,7 @@ class Broadcaster:
         # Per member, in the order they subscribed (a dict keeps it), so the oldest goes first.
         self._subscriptions: defaultdict[int, dict[Subscription, None]] = defaultdict(dict)
         self.evicted = 0
+        self.closing = False
         self._on_gap = on_gap
         self._on_published = on_published
         self.last_published = 0
@@ -126,6 +127,10 @@ class Broadcaster:
         """A buffer of the member's events. A stream beyond the member's cap evicts their
         oldest stream, which ends with `closed: evicted` (its tab then polls), so a member
         with many tabs is never locked out and one member cannot hold thousands."""
+        if self.closing:  # shutting down: the stream ends at once and resumes elsewhere
+            ended = Subscription(user_id, self._queue_size, credential, stream=stream)
+            ended.close("shutdown")
+            return ended
         mine = self._subscriptions[user_id]
         if stream:
             streams = [s for s in mine if s.stream]
@@ -162,6 +167,7 @@ class Broadcaster:
 
     def close(self) -> None:
         """Shutdown: every stream ends with a final `closed` event and resumes elsewhere."""
+        self.closing = True
         for subs in list(self._subscriptions.values()):
             for subscription in list(subs):
                 subscription.close("shutdown")

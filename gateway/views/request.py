@@ -15,7 +15,7 @@ from gateway.auth import Credential
 from gateway.exceptions import CrossOrigin, InvalidRequest, NotFound
 from gateway.limits import DEFAULT_PAGE, MAX_ID, MAX_ORIGIN_REF_CHARS, MAX_PAGE
 from gateway.messaging.models import ORIGIN_TYPES, Member, Origin, OriginType
-from gateway.services import Services
+from gateway.services import Services, services_of
 from gateway.timestamps import Window, format_utc
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -29,7 +29,7 @@ class IdConverter(IntegerConverter):
 
 
 def services() -> Services:
-    return cast(Services, current_app.extensions["whiteballoon"])
+    return services_of(current_app)
 
 
 async def current_member() -> Member:

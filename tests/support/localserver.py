@@ -105,6 +105,16 @@ class LocalGateway:
         self._wait_until_healthy()
         return self
 
+    def signal_all(self, signum: int) -> None:
+        """Signal the master and every worker, as systemd signals a control group."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signum)
+
+    def wait_exited(self, timeout: float) -> int:
+        """The server's exit code once it stopped by itself within `timeout` seconds."""
+        assert self._process is not None
+        return self._process.wait(timeout=timeout)
+
     def stop(self) -> None:
         process = self._process
         if process is None:

@@ -1,0 +1,55 @@
+"""How a Hypercorn worker stops: drain, never drop what it acknowledged.
+
+Hypercorn's master stops its workers through a shared event and gives them
+`graceful_timeout` to finish in-flight requests. But a worker also receives SIGTERM itself
+(systemd signals the whole control group; the master terminates the remaining workers as
+soon as one has exited), and by default SIGTERM ends a process at once, cutting off sends
+that were already committed. So each worker handles SIGTERM instead:
+
+- open streams end at once with `closed: shutdown`, so clients reconnect (to another worker,
+  or to the restarted server) and resume from their cursor;
+- the master is asked to stop all workers gracefully (it may have been told already);
+- requests in flight finish, and their answers are sent, within `graceful_timeout`.
+
+A worker whose master dies abruptly (kill -9) dies with it rather than keep the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def handle_termination(end_streams: Callable[[], None]) -> None:
+    """Install the worker's SIGTERM handler on the running loop (Hypercorn workers only)."""
+    master = os.getppid()
+
+    def terminate() -> None:
+        log.info("SIGTERM: ending open streams and finishing requests in flight")
+        end_streams()
+        if master != 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(master, signal.SIGTERM)  # graceful shutdown of every worker
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    _die_with_master()
+
+
+def _die_with_master() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.warning("could not tie this worker's life to its master's")

@@ -1,0 +1,86 @@
+"""SIGTERM to the whole server, as systemd sends it: every committed send is answered,
+open streams end with `closed: shutdown`, and the server exits within graceful_timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+
+from tests.support.localserver import LocalGateway
+from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
+
+pytestmark = pytest.mark.e2e
+
+GRACEFUL_TIMEOUT = 5  # hypercorn.toml
+
+
+async def test_sigterm_answers_every_committed_send_and_closes_streams(
+    tmp_path: Path, app_db: Path
+) -> None:
+    alice = {"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"}
+    bob = {"Cookie": f"{COOKIE}={starlette_cookie({'user_id': BOB})}"}
+    server = LocalGateway(
+        tmp_path / "data",
+        workers=2,
+        env={"WB_APP_DB": str(app_db), "WB_SESSION_SECRET": SECRET},
+    ).start()
+    answered: dict[str, int] = {}
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            started = await client.post("/api/conversations", json={"peer_id": BOB}, headers=alice)
+            conversation_id = started.json()["conversation"]["id"]
+            stream_ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+            async def listen() -> None:
+                async with (
+                    httpx.AsyncClient(base_url=server.base_url, timeout=30) as streaming,
+                    aconnect_sse(streaming, "GET", "/api/stream", headers=bob) as source,
+                ):
+                    async for event in source.aiter_sse():
+                        if event.event == "closed":
+                            stream_ended.set_result(event.json()["reason"])
+                            return
+
+            async def sender(n: int) -> None:
+                for i in range(10_000):
+                    client_id = f"s{n}-{i}"
+                    try:
+                        response = await client.post(
+                            f"/api/conversations/{conversation_id}/messages",
+                            json={"body": f"message {client_id}", "client_id": client_id},
+                            headers=alice,
+                        )
+                    except httpx.TransportError:
+                        return  # refused or cut before an answer: must not have been stored
+                    answered[client_id] = response.status_code
+                    if response.status_code >= 500:
+                        return
+
+            listening = asyncio.create_task(listen())
+            await asyncio.sleep(0.5)
+            senders = [asyncio.create_task(sender(n)) for n in range(8)]
+            await asyncio.sleep(1.0)
+            signalled = time.monotonic()
+            server.signal_all(signal.SIGTERM)
+            assert await asyncio.wait_for(stream_ended, 5) == "shutdown"
+            await asyncio.wait_for(asyncio.gather(*senders), GRACEFUL_TIMEOUT + 5)
+            await listening
+        exit_code = await asyncio.to_thread(server.wait_exited, GRACEFUL_TIMEOUT + 5)
+        assert time.monotonic() - signalled < GRACEFUL_TIMEOUT + 3
+        assert exit_code == 0, server.log_text()
+    finally:
+        server.stop()
+
+    with sqlite3.connect(tmp_path / "data" / "messaging.db") as db:
+        stored = {row[0] for row in db.execute("SELECT client_id FROM messages")}
+    assert len(answered) > 20  # the test really sent under load
+    unanswered = stored - {cid for cid, status in answered.items() if status == 201}
+    assert not unanswered, f"committed but never acknowledged: {sorted(unanswered)[:5]}"
+    assert set(answered.values()) <= {201, 429, 503}, set(answered.values())  # 429: limits
