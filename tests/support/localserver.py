@@ -110,6 +110,21 @@ class LocalGateway:
         assert self._process is not None
         os.killpg(self._process.pid, signum)
 
+    def worker_pids(self) -> list[int]:
+        """The Hypercorn workers: the master's child processes."""
+        assert self._process is not None
+        master, children = self._process.pid, []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            # Spawned workers, not multiprocessing's resource tracker.
+            if int(fields[1]) == master and b"spawn_main" in cmdline:
+                children.append(int(stat.parent.name))
+        return children
+
     def wait_exited(self, timeout: float) -> int:
         """The server's exit code once it stopped by itself within `timeout` seconds."""
         assert self._process is not None
