@@ -9,6 +9,7 @@ from gateway.app import create_app
 from gateway.exceptions import ConfigError
 from gateway.services import services_of
 from gateway.shutdown import handle_termination
+from gateway.stalled import drop_stalled_connections
 
 # The gateway's own loggers only: Hypercorn already prints its own, and propagating to a
 # configured root logger would print them twice.
@@ -28,7 +29,13 @@ except ConfigError as error:
 
 
 @app.before_serving
-async def drain_on_sigterm() -> None:
+async def worker_process() -> None:
     # Only here, in the server's entry point: tests that run the app in-process keep their
     # own signal handling.
-    handle_termination(lambda: services_of(app).broadcaster.close())
+    services = services_of(app)
+    handle_termination(services.broadcaster.close)
+    timeout = services.settings.write_timeout_seconds
+    listeners = drop_stalled_connections(timeout)
+    logging.getLogger(__name__).info(
+        "connections unread for %ss are dropped (%d listening sockets)", timeout, listeners
+    )

@@ -162,6 +162,13 @@ class Settings:
         "Open streams one member may hold in this worker (tabs, devices); opening one more "
         "closes their oldest with a final `closed` event (reason evicted), which then polls.",
     )
+    write_timeout_seconds: float = setting(
+        "WB_WRITE_TIMEOUT_SECONDS",
+        _positive_float,
+        30.0,
+        "A connection whose sent data stays unread this long is dropped (a stalled stream "
+        "reader resumes from its cursor when it reconnects); kernel TCP_USER_TIMEOUT.",
+    )
     stream_max_seconds: float = setting(
         "WB_STREAM_MAX_SECONDS",
         _positive_float,
