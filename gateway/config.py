@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.exceptions import ConfigError
+from gateway.rate_limits import RateLimit, parse_rate_limit
 
 
 def _positive_int(raw: str) -> int:
@@ -201,6 +202,56 @@ class Settings:
         2.0,
         "How often open streams' sessions are checked again; a stream whose session ended "
         "is closed within this time plus a moment (at most 5).",
+    )
+
+    # Per-member rate limits (token buckets kept in messaging.db, shared by every worker):
+    # COUNT/PERIOD refills COUNT per PERIOD and holds COUNT; "burst N" holds N instead; "off"
+    # disables one (benchmarks). Generous for a person, tight for a script:
+    # - sends: 1 a second sustained, 120 at once. A lively exchange is a message every few
+    #   seconds; pasting a list line by line or catching up after an hour offline stays
+    #   far below 120. A script is held to 3,600 an hour, and its peer can block it.
+    # - conversations (first contact, the tightest): 5 at once, then 20 an hour. Nobody
+    #   introduces themselves to more than a handful of new people in a sitting; spam reaches
+    #   a new person only through this limit.
+    # - intents: 20 at once, then one every 10 s: opening compose from requests or profiles
+    #   while browsing, not a crawl of the directory.
+    # - reports: 5 at once, 20 a day: a member facing one bad actor files one or two; 200 in
+    #   a second flooded the moderators' queue.
+    # - blocks (block and unblock together): 10 at once, then one every 30 s: tidying a
+    #   block list, not toggling in a loop.
+    rate_sends: RateLimit | None = setting(
+        "WB_RATE_SENDS",
+        parse_rate_limit,
+        RateLimit(60, 60.0, 120),
+        "Messages one member may send: COUNT/PERIOD (unit s, m, h or d) refills COUNT per "
+        "PERIOD, 'burst N' holds at most N (else COUNT), 'off' disables. A retry of a stored "
+        "client_id is never counted. Excess: 429 rate_limited with Retry-After.",
+    )
+    rate_conversations: RateLimit | None = setting(
+        "WB_RATE_CONVERSATIONS",
+        parse_rate_limit,
+        RateLimit(20, 3600.0, 5),
+        "New conversations (first contact) one member may start; opening an existing one "
+        "is not counted. Same format as WB_RATE_SENDS.",
+    )
+    rate_intents: RateLimit | None = setting(
+        "WB_RATE_INTENTS",
+        parse_rate_limit,
+        RateLimit(6, 60.0, 20),
+        "Introduction intents (POST /api/intents) one member may record. Same format.",
+    )
+    rate_reports: RateLimit | None = setting(
+        "WB_RATE_REPORTS",
+        parse_rate_limit,
+        RateLimit(20, 86400.0, 5),
+        "Reports one member may file; repeating an open report is not counted. Same format.",
+    )
+    rate_blocks: RateLimit | None = setting(
+        "WB_RATE_BLOCKS",
+        parse_rate_limit,
+        RateLimit(2, 60.0, 10),
+        "Blocks and unblocks (together) one member may make; one that changes nothing is "
+        "not counted. Same format.",
     )
 
     @property

@@ -118,6 +118,20 @@ class PayloadTooLarge(GatewayError):
     default_message = f"The request body is larger than {MAX_REQUEST_BYTES // 1024} KiB."
 
 
+class RateLimited(GatewayError):
+    """A member did something more often than its `WB_RATE_*` limit allows; nothing was
+    written. `retry_after`: whole seconds until it is allowed again (the `Retry-After`
+    header), at least 1."""
+
+    status = 429
+    code = "rate_limited"
+    default_message = "You are doing this too often. Please wait a moment and try again."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(message)
+
+
 class Unavailable(GatewayError):
     status = 503
     code = "unavailable"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from gateway.messaging.models import Member
 from gateway.moderation.models import OriginFunnel
 from gateway.moderation.roles import require_admin
+from gateway.rate_limits import RATE_ACTIONS
 from gateway.services import Services
 from gateway.store import metrics as metrics_store
 from gateway.store import moderation
@@ -112,4 +113,11 @@ async def prometheus_text(s: Services) -> str:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+    lines.append(
+        "# HELP wb_rate_limited_total Requests refused by a WB_RATE_* limit (429), by action."
+    )
+    lines.append("# TYPE wb_rate_limited_total counter")
+    refused = s.rate_limiter.refused
+    for action in RATE_ACTIONS:
+        lines.append(f'wb_rate_limited_total{{{worker},action="{action}"}} {refused[action]}')
     return "\n".join(lines) + "\n"

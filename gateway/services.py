@@ -21,8 +21,8 @@ from gateway.live.relay import Relay
 from gateway.live.retention import EventRetention
 from gateway.live.session_watch import SessionWatch
 from gateway.messaging.participants import ConversationMembers
+from gateway.rate_limits import RateLimiter
 from gateway.store import Directory, MessagingStore
-
 
 EXTENSION = "whiteballoon"  # where the app keeps its worker's Services
 
@@ -52,6 +52,7 @@ class Services:
     session_watch: SessionWatch
     session_secrets: tuple[str, ...]
     counters: Counters
+    rate_limiter: RateLimiter
     conversation_members: ConversationMembers = field(default_factory=ConversationMembers)
 
     @classmethod
@@ -114,6 +115,15 @@ class Services:
             session_watch,
             session_secrets,
             Counters(),
+            RateLimiter(
+                {
+                    "sends": settings.rate_sends,
+                    "conversations": settings.rate_conversations,
+                    "intents": settings.rate_intents,
+                    "reports": settings.rate_reports,
+                    "blocks": settings.rate_blocks,
+                }
+            ),
         )
 
     async def close(self) -> None:

@@ -93,6 +93,22 @@ def locust_command(scenario: Scenario, base_url: str, results_dir: Path) -> list
     ]
 
 
+# A benchmark measures the gateway, not its abuse limits: a few load-test members send
+# thousands of messages and each starts many conversations, which the per-member limits
+# (gateway/config.py, WB_RATE_*) exist to refuse. Turned off unless a run sets them itself,
+# e.g. `--env WB_RATE_SENDS=60/1m` to measure the gateway with limits in force.
+BENCHMARK_RATE_LIMITS = {
+    name: "off"
+    for name in (
+        "WB_RATE_SENDS",
+        "WB_RATE_CONVERSATIONS",
+        "WB_RATE_INTENTS",
+        "WB_RATE_REPORTS",
+        "WB_RATE_BLOCKS",
+    )
+}
+
+
 def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary:
     raise_open_file_limit(scenario.open_streams + scenario.pollers)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +117,7 @@ def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary
         app_db, data_dir, state_dir = root / "app.db", root / "data", root / "state"
         state_dir.mkdir()
         asyncio.run(build_directory(app_db, scenario))
-        env = {"WB_APP_DB": str(app_db), **scenario.gateway_env}
+        env = {"WB_APP_DB": str(app_db), **BENCHMARK_RATE_LIMITS, **scenario.gateway_env}
         # No WB_SESSION_SECRET: members sign in with WhiteBalloon's own session cookie.
         gateway = LocalGateway(
             data_dir, workers=scenario.workers, env=env, start_timeout=60, session_secret=None
@@ -168,7 +184,10 @@ def _children_cpu_seconds() -> float:
 
 def _configuration(scenario: Scenario, gateway: LocalGateway) -> str:
     workers = scenario.workers if scenario.workers is not None else "from hypercorn.toml"
-    env = " ".join(f"{k}={v}" for k, v in sorted(scenario.gateway_env.items())) or "defaults"
+    env = " ".join(f"{k}={v}" for k, v in sorted(scenario.gateway_env.items()))
+    set_here = BENCHMARK_RATE_LIMITS.keys() & scenario.gateway_env.keys()
+    if set_here != BENCHMARK_RATE_LIMITS.keys():
+        env = f"{env} (other WB_RATE_* off)" if set_here else f"{env} WB_RATE_*=off".strip()
     rate = f"{scenario.message_rate:g} msg/s" if scenario.message_rate else "closed loop"
     return (
         f"hypercorn.toml (workers: {workers}), settings: {env}; "

@@ -132,6 +132,7 @@ async def test_prometheus_metrics_follow_what_happens(gw: Harness) -> None:
         "wb_auth_failures_total",
         "wb_delivery_lag_seconds",
         "wb_reports_open",
+        "wb_rate_limited_total",
     }
     assert start["wb_messages_stored"] == 0
 

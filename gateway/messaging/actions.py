@@ -8,6 +8,7 @@ which publish nothing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import aiosqlite
@@ -24,8 +25,10 @@ from gateway.exceptions import (
 from gateway.live.events import Event, PendingEvent
 from gateway.messaging import queries
 from gateway.messaging.models import Conversation, ConversationView, Member, Message, Origin
+from gateway.rate_limits import Decision
 from gateway.services import Services
 from gateway.store import messaging, moderation
+from gateway.store import rate_limits as buckets
 from gateway.timestamps import utc_now
 
 MAX_BODY_CHARS = 4000
@@ -85,14 +88,21 @@ async def start_conversation(
     """The pair's one conversation, and whether this call created it."""
     peer = await _require_messageable(s, me, peer_id)
     now = utc_now()
+    limit, clock = s.rate_limiter.limit("conversations"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[Conversation, list[Event]]:
+    async def tx(conn: aiosqlite.Connection) -> tuple[Conversation, list[Event]] | Decision:
         await _refuse_if_blocked(conn, me.user_id, peer_id)
+        # Only a first contact is counted: opening the pair's conversation again is free.
+        decision = await buckets.decide(conn, limit, me.user_id, "conversations", clock)
+        if decision is not None and not decision.allowed:
+            existing = await messaging.conversation_between(conn, me.user_id, peer_id)
+            return decision if existing is None else (existing, [])
         conversation, created = await messaging.insert_conversation(
             conn, me.user_id, peer_id, origin, now
         )
         if not created:
             return conversation, []
+        await buckets.charge(conn, me.user_id, "conversations", decision)
         await moderation.append_compliance(
             conn,
             "conversation_created",
@@ -111,7 +121,10 @@ async def start_conversation(
         ]
         return conversation, await messaging.insert_events(conn, pending, now)
 
-    conversation, events = await s.store.write(tx)
+    result = await s.store.write(tx)
+    if isinstance(result, Decision):
+        raise s.rate_limiter.refusal(me.user_id, "conversations", result.retry_after)
+    conversation, events = result
     s.broadcaster.publish(events)
     if events:
         return ConversationView(conversation, peer, None, 0, 0), True
@@ -133,8 +146,15 @@ async def send_message(
             raise
         return _same_conversation(earlier, conversation_id), False
     now = utc_now()
+    limit, clock = s.rate_limiter.limit("sends"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[Message, list[Event]]:
+    async def tx(conn: aiosqlite.Connection) -> tuple[Message, list[Event]] | Decision:
+        decision = await buckets.decide(conn, limit, me.user_id, "sends", clock)
+        if decision is not None and not decision.allowed:
+            # Refused, so nothing is written; but a retry of a stored message is answered as
+            # always, neither counted nor refused, so retrying stays safe.
+            stored = client_id and await messaging.message_by_client_id(conn, me.user_id, client_id)
+            return (stored, []) if stored else decision
         message = await messaging.insert_message(
             conn, conversation_id, me.user_id, peer_id, body, client_id, now
         )
@@ -145,11 +165,15 @@ async def send_message(
             if not earlier:
                 raise Blocked()
             return earlier, []
+        await buckets.charge(conn, me.user_id, "sends", decision)
         data = message.to_json()
         pending = [PendingEvent(user, "message", data) for user in (me.user_id, peer_id)]
         return message, await messaging.insert_events(conn, pending, now)
 
-    message, events = await s.store.write(tx)
+    result = await s.store.write(tx)
+    if isinstance(result, Decision):
+        raise s.rate_limiter.refusal(me.user_id, "sends", result.retry_after)
+    message, events = result
     s.broadcaster.publish(events)
     if not events:
         return _same_conversation(message, conversation_id), False

@@ -6,6 +6,8 @@ never miss something that happened nor record something that did not.
 
 from __future__ import annotations
 
+import time
+
 import aiosqlite
 
 from gateway.exceptions import (
@@ -18,8 +20,10 @@ from gateway.limits import MAX_NOTE_CHARS
 from gateway.messaging import queries
 from gateway.messaging.models import Member, Origin
 from gateway.moderation.models import Block, Report, ReportCategory
+from gateway.rate_limits import Decision
 from gateway.services import Services
 from gateway.store import messaging, moderation
+from gateway.store import rate_limits as buckets
 from gateway.timestamps import utc_now
 
 
@@ -44,12 +48,17 @@ async def file_report(
             raise InvalidRequest("You cannot report your own message.")
     reported_id = conversation.peer_of(me.user_id)
     now = utc_now()
+    limit, clock = s.rate_limiter.limit("reports"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[Report, bool]:
+    async def tx(conn: aiosqlite.Connection) -> tuple[Report, bool] | Decision:
         # A double click or a retry must not put the same complaint in the queue twice.
         earlier = await moderation.open_report_like(conn, me.user_id, conversation_id, message_id)
         if earlier is not None:
-            return earlier, False
+            return earlier, False  # not counted: nothing new reaches the queue
+        decision = await buckets.decide(conn, limit, me.user_id, "reports", clock)
+        if decision is not None and not decision.allowed:
+            return decision
+        await buckets.charge(conn, me.user_id, "reports", decision)
         report = await moderation.insert_report(
             conn,
             conversation_id=conversation_id,
@@ -72,7 +81,10 @@ async def file_report(
         )
         return report, True
 
-    return await s.store.write(tx)
+    result = await s.store.write(tx)
+    if isinstance(result, Decision):
+        raise s.rate_limiter.refusal(me.user_id, "reports", result.retry_after)
+    return result
 
 
 async def _known_to(s: Services, me: Member, member_id: int) -> Member:
@@ -98,16 +110,24 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
         raise CannotMessageSelf("You cannot block yourself.")
     blocked = await _known_to(s, me, member_id)
     now = utc_now()
+    limit, clock = s.rate_limiter.limit("blocks"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> bool:
+    async def tx(conn: aiosqlite.Connection) -> bool | Decision:
+        decision = await buckets.decide(conn, limit, me.user_id, "blocks", clock)
+        if decision is not None and not decision.allowed:
+            # A repeat (the block exists) changes nothing, so it is answered, not refused.
+            return False if await _has_blocked(conn, me, member_id) else decision
         created = await moderation.insert_block(conn, me.user_id, member_id, now)
         if created:
+            await buckets.charge(conn, me.user_id, "blocks", decision)
             await moderation.append_compliance(
                 conn, "block", now, actor_id=me.user_id, subject_id=member_id
             )
         return created
 
     created = await s.store.write(tx)
+    if isinstance(created, Decision):
+        raise s.rate_limiter.refusal(me.user_id, "blocks", created.retry_after)
     async with s.store.reading() as conn:
         mine = {b.blocked_id: b for b in await moderation.blocks_by(conn, me.user_id)}
     return mine.get(member_id, Block(me.user_id, member_id, now)), blocked, created
@@ -116,16 +136,29 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
 async def unblock(s: Services, me: Member, member_id: int) -> bool:
     """Whether a block was lifted (unblocking someone not blocked changes nothing)."""
     now = utc_now()
+    limit, clock = s.rate_limiter.limit("blocks"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> bool:
+    async def tx(conn: aiosqlite.Connection) -> bool | Decision:
+        decision = await buckets.decide(conn, limit, me.user_id, "blocks", clock)
+        if decision is not None and not decision.allowed:
+            # Lifting a block that is not there changes nothing: answered, not refused.
+            return decision if await _has_blocked(conn, me, member_id) else False
         removed = await moderation.delete_block(conn, me.user_id, member_id)
         if removed:
+            await buckets.charge(conn, me.user_id, "blocks", decision)
             await moderation.append_compliance(
                 conn, "unblock", now, actor_id=me.user_id, subject_id=member_id
             )
         return removed
 
-    return await s.store.write(tx)
+    removed = await s.store.write(tx)
+    if isinstance(removed, Decision):
+        raise s.rate_limiter.refusal(me.user_id, "blocks", removed.retry_after)
+    return removed
+
+
+async def _has_blocked(conn: aiosqlite.Connection, me: Member, member_id: int) -> bool:
+    return any(b.blocked_id == member_id for b in await moderation.blocks_by(conn, me.user_id))
 
 
 async def blocks(s: Services, me: Member) -> list[tuple[Block, Member]]:
@@ -142,10 +175,18 @@ async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -
         raise CannotMessageSelf()
     await _known_to(s, me, peer_id)
     now = utc_now()
+    limit, clock = s.rate_limiter.limit("intents"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> int:
+    async def tx(conn: aiosqlite.Connection) -> int | Decision:
+        decision = await buckets.decide(conn, limit, me.user_id, "intents", clock)
+        if decision is not None and not decision.allowed:
+            return decision
+        await buckets.charge(conn, me.user_id, "intents", decision)
         return await moderation.insert_intent(
             conn, me.user_id, peer_id, origin.type, origin.ref, now
         )
 
-    return await s.store.write(tx)
+    result = await s.store.write(tx)
+    if isinstance(result, Decision):
+        raise s.rate_limiter.refusal(me.user_id, "intents", result.retry_after)
+    return result

@@ -172,6 +172,18 @@ MIGRATIONS: tuple[str, ...] = (
         imported_at TEXT NOT NULL
     );
     """,
+    # 6: per-member rate limits (gateway/rate_limits.py): one token bucket per member and
+    # action, read and written in the write transaction of the action it pays for, so all
+    # workers share it. `updated_at`: seconds since the epoch.
+    """
+    CREATE TABLE rate_buckets (
+        member_id INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        tokens REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (member_id, action)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

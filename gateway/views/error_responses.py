@@ -7,7 +7,7 @@ import logging
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from gateway.exceptions import GatewayError, PayloadTooLarge
+from gateway.exceptions import GatewayError, PayloadTooLarge, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,10 @@ def error_response(status: int, code: str, message: str) -> Response:
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(GatewayError)
     async def gateway_error(error: GatewayError) -> Response:
-        return error_response(error.status, error.code, error.message)
+        response = error_response(error.status, error.code, error.message)
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

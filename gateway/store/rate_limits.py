@@ -1,0 +1,53 @@
+"""Every SQL statement on messaging.db's rate-limit buckets (`rate_buckets`).
+
+`decide` and `charge` run inside an action's write transaction, so the token an action
+takes is committed with the action's own rows or not at all, and every worker sharing the
+database sees the same bucket. The arithmetic is `gateway.rate_limits`'s.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from gateway.rate_limits import Bucket, Decision, RateAction, RateLimit, take
+from gateway.store.rows import change, fetch_one
+
+
+async def bucket(conn: aiosqlite.Connection, member_id: int, action: RateAction) -> Bucket | None:
+    row = await fetch_one(
+        conn,
+        "SELECT tokens, updated_at FROM rate_buckets WHERE member_id = ? AND action = ?",
+        (member_id, action),
+    )
+    return Bucket(row["tokens"], row["updated_at"]) if row else None
+
+
+async def decide(
+    conn: aiosqlite.Connection,
+    limit: RateLimit | None,
+    member_id: int,
+    action: RateAction,
+    now: float,
+) -> Decision | None:
+    """Whether the member may take one token at `now`; None when the limit is off. Writes
+    nothing: an action that goes ahead stores the token with `charge`, one that is refused
+    writes nothing at all, so it need not roll back (which would split the writer's batch)."""
+    if limit is None:
+        return None
+    return take(limit, await bucket(conn, member_id, action), now)
+
+
+async def charge(
+    conn: aiosqlite.Connection, member_id: int, action: RateAction, decision: Decision | None
+) -> None:
+    """Take the token of an allowed `decision` (nothing when the limit is off)."""
+    if decision is None:
+        return
+    assert decision.allowed
+    await change(
+        conn,
+        "INSERT INTO rate_buckets (member_id, action, tokens, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (member_id, action) DO UPDATE "
+        "SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+        (member_id, action, decision.bucket.tokens, decision.bucket.updated_at),
+    )
