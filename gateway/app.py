@@ -7,6 +7,7 @@ from pathlib import Path
 from quart import Quart, Response
 
 from gateway.config import Settings
+from gateway.host_guard import HostGuard
 from gateway.limits import MAX_REQUEST_BYTES
 from gateway.root_path import RootPath
 from gateway.services import EXTENSION, Services
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         if services is not None:
             await services.close()
 
+    app.asgi_app = HostGuard(app.asgi_app)  # type: ignore[method-assign]
     if settings.root_path:
         app.asgi_app = RootPath(app.asgi_app, settings.root_path)  # type: ignore[method-assign]
     return app

@@ -63,11 +63,11 @@ def _unsign(cookie: str, secrets: tuple[str, ...], max_age: int) -> tuple[dict[s
             payload, signed_at = TimestampSigner(secret).unsign(
                 cookie, max_age=max_age, return_timestamp=True
             )
-        except (BadSignature, SignatureExpired):
-            continue
+        except (BadSignature, SignatureExpired, ValueError, OverflowError):
+            continue  # ValueError: a timestamp past year 9999 breaks itsdangerous's dates
         try:
             session = json.loads(b64decode(payload))
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, RecursionError):
             raise Unauthenticated() from None
         if not isinstance(session, dict):
             raise Unauthenticated()
@@ -177,7 +177,7 @@ class Authenticator:
         return member, credential
 
     async def _verify_app_session(self, session_id: str) -> tuple[Member, Credential]:
-        if len(session_id) > MAX_SESSION_ID_CHARS:
+        if not _is_session_id(session_id):
             raise Unauthenticated()
         row = (await self._directory.app_sessions([session_id])).get(session_id)
         # The lookup is by primary key; comparing the id again in constant time costs nothing.
@@ -201,7 +201,7 @@ class Authenticator:
         if session_id is not None:
             if isinstance(session_id, int) and _is_id(session_id):
                 session_id = str(session_id)
-            if not isinstance(session_id, str) or len(session_id) > MAX_SESSION_ID_CHARS:
+            if not _is_session_id(session_id):
                 raise Unauthenticated()
             if self._directory.has_sessions:
                 row = (await self._directory.app_sessions([session_id])).get(session_id)
@@ -213,6 +213,17 @@ class Authenticator:
         if member is None:
             raise Unauthenticated()
         return member, Credential("signed", user_id, session_id, expires_at)
+
+
+def _is_session_id(value: object) -> bool:
+    """Text a `sessions.id` could be: short, and valid Unicode (no lone surrogates)."""
+    if not isinstance(value, str) or len(value) > MAX_SESSION_ID_CHARS:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_id(value: object) -> bool:

@@ -35,7 +35,10 @@ def _compose(prefix: str, username: str, origin: Origin) -> str:
 
 def _referring_page() -> str | None:
     """The path of the same-site page the form was sent from (a profile, the members list)."""
-    referer = urlsplit(request.headers.get("Referer", ""))
+    try:
+        referer = urlsplit(request.headers.get("Referer", ""))
+    except ValueError:  # not a URL at all
+        return None
     if referer.netloc.lower() != request.host.lower() or not referer.path:
         return None
     return referer.path[:MAX_ORIGIN_REF_CHARS]

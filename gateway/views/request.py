@@ -4,6 +4,7 @@ same-origin rule for cookie-authenticated requests."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -19,6 +20,9 @@ from gateway.services import Services, services_of
 from gateway.timestamps import Window, format_utc
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What Linux file systems hold: a name of 255 bytes, a path of 4096.
+_MAX_NAME_BYTES = 255
+_MAX_PATH_BYTES = 4096
 
 
 class IdConverter(IntegerConverter):
@@ -137,7 +141,10 @@ def _query_instant(name: str) -> str | None:
 
 async def refuse_impossible_static_names() -> None:
     """A static file name no file system holds is a plain 404, not an OSError."""
-    if request.endpoint == "static" and any(len(part) > 255 for part in request.path.split("/")):
+    if request.endpoint != "static":
+        return
+    path = os.fsencode(request.path)
+    if len(path) > _MAX_PATH_BYTES or any(len(part) > _MAX_NAME_BYTES for part in path.split(b"/")):
         raise NotFound()
 
 
@@ -166,4 +173,8 @@ def _origin_allowed(origin: str) -> bool:
     if origin.rstrip("/") in services().settings.allowed_origins:
         return True
     # The host, not the scheme: behind a TLS-terminating proxy the gateway sees plain http.
-    return origin != "null" and urlsplit(origin).netloc.lower() == request.host.lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. "http://[::1": no origin a browser sends
+        return False
+    return origin != "null" and netloc.lower() == request.host.lower()
