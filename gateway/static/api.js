@@ -7,11 +7,12 @@
 // `<prefix>/moderation`, both directly under the prefix, so one set of paths serves both.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfterSeconds = null) {
     super(message || code || `HTTP ${status}`);
     this.status = status; // 0 when the network failed before any response
     this.code = code;
     this.serverMessage = message || null; // the server's own words, when it sent any
+    this.retryAfterSeconds = retryAfterSeconds; // a 429's (or 503's) Retry-After, if any
   }
   get retriable() {
     return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
@@ -64,11 +65,21 @@ export async function request(method, path, { body, signal, timeoutMs = 20000, r
   }
   if (!response.ok) {
     const err = payload?.error || {};
-    const error = new ApiError(response.status, err.code || "http_error", err.message);
+    const error = new ApiError(response.status, err.code || "http_error", err.message,
+      retryAfter(response.headers.get("Retry-After")));
     if (response.status === 401) unauthenticatedListeners.forEach((fn) => fn(error));
     throw error;
   }
   return { status: response.status, data: payload };
+}
+
+/** Retry-After as seconds from now: either delay-seconds or an HTTP date. */
+function retryAfter(header) {
+  if (!header) return null;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const when = Date.parse(header);
+  return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
 export const get = async (path, options) => (await request("GET", path, options)).data;

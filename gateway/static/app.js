@@ -1,7 +1,10 @@
 // app.js — owns start-up and wiring: who is signed in (or the signed-out / demo screen),
 // the first inbox load, the live feed, routing between inbox and thread (#/c/ID), the
 // deep link ./?with=USERNAME&origin=TYPE:REF (recording the introduction intent first), the
-// connection indicator, and handing the member's blocks to the safety tools.
+// connection indicator (which also tells the outbox to resend when the connection returns),
+// notifications, and handing the member's blocks to the safety tools. The live feed's
+// timings may be shortened for tests with window.WB_LIVE_OPTIONS (a Playwright init script;
+// the page itself runs no inline script), read once here at start-up.
 //
 // The page may be served under any prefix (https://host/messages/), so every URL it makes
 // is relative to the page: "./#/c/ID" for history entries, "demo/login?..." for links.
@@ -10,6 +13,8 @@ import { api, ApiError, onUnauthenticated } from "./api.js";
 import { announce, avatar, byId, el, toast } from "./dom.js";
 import { Inbox } from "./inbox.js";
 import { LiveFeed } from "./live.js";
+import { Notifier } from "./notify.js";
+import { clearStoredOutboxes } from "./outbox.js";
 import { Picker } from "./picker.js";
 import { Safety } from "./safety.js";
 import { Thread } from "./thread.js";
@@ -20,7 +25,7 @@ const STATUS_TEXT = {
   live: ["Live", "New messages arrive instantly"],
   reconnecting: ["Reconnecting…", "The live connection dropped; reconnecting"],
   polling: ["Polling", "Live connection unavailable; checking for new messages continuously"],
-  offline: ["Offline", "Can't reach the server; retrying"],
+  offline: ["Offline", "You're offline; messages will be sent when you're back online"],
   idle: ["Offline", "Not connected"],
 };
 
@@ -30,6 +35,7 @@ let me = null;
 let inbox = null;
 let thread = null;
 let live = null;
+let notifier = null;
 let signedOut = null; // the signed-out screen's one-time set-up, once it has started
 
 function show(id) {
@@ -59,6 +65,9 @@ function signInHref(raw) {
  */
 function showSignedOut(message) {
   live?.stop();
+  // Unsent messages stay on this device only while their author is signed in.
+  thread?.outbox.clear();
+  clearStoredOutboxes();
   show("signed-out");
   if (message) byId("signed-out-message").textContent = message;
   signedOut ??= setUpSignedOut();
@@ -105,23 +114,15 @@ function showFatal() {
 
 // ---- connection indicator ---------------------------------------------------------------
 
-let statusTimer = 0;
-function renderStatus(state) {
+// Said as it is: "Live" only while a stream is open, "Reconnecting…" the moment it isn't.
+function onStatus(state) {
   const box = byId("connection");
   const [label, title] = STATUS_TEXT[state] || STATUS_TEXT.idle;
   box.dataset.state = state;
   box.title = title;
   byId("connection-label").textContent = label;
-}
-
-function onStatus(state) {
-  clearTimeout(statusTimer);
-  // A routine reconnect after a server-side cut takes a moment; don't flash the indicator.
-  if (state === "reconnecting" && byId("connection").dataset.state === "live") {
-    statusTimer = setTimeout(() => renderStatus(state), 1500);
-  } else {
-    renderStatus(state);
-  }
+  // The connection is back: whatever waits in the outbox goes now, in order.
+  if (state === "live" || state === "polling") thread?.outbox.flush();
 }
 
 // ---- routing -----------------------------------------------------------------------------
@@ -234,6 +235,8 @@ async function startWith(member) {
 // ---- live events -------------------------------------------------------------------------
 
 async function onMessage(message) {
+  // Our own message, stored (perhaps from a send whose answer was lost): not unsent any more.
+  if (message.sender_id === me.user_id && message.client_id) thread.outbox.remove(message.client_id);
   const viewing = thread.id === message.conversation_id && isVisible();
   if (!inbox.applyMessage(message, viewing)) {
     try {
@@ -243,9 +246,10 @@ async function onMessage(message) {
     }
   }
   thread.receive(message);
-  if (message.sender_id !== me.user_id && thread.id !== message.conversation_id) {
+  if (message.sender_id !== me.user_id) {
     const from = inbox.get(message.conversation_id)?.peer.username || "someone";
-    announce(`New message from ${from}`);
+    if (thread.id !== message.conversation_id) announce(`New message from ${from}`);
+    notifier.message(message, from, thread.id);
   }
 }
 
@@ -288,6 +292,7 @@ async function main() {
   });
   inbox = new Inbox(me.user_id, { isBlocked: (userId) => safety.isBlocked(userId) });
   thread = new Thread(me, { inbox, safety, isVisible, onSent: (message) => inbox.applyMessage(message, true) });
+  notifier = new Notifier(me.user_id, { onOpen: goTo });
   const picker = new Picker(startWith);
   byId("new-conversation").addEventListener("click", (event) => picker.open(event.currentTarget));
   byId("thread-back").addEventListener("click", () => {
@@ -320,6 +325,8 @@ async function main() {
     return showFatal();
   }
   byId("sign-out").hidden = !demoMode;
+  byId("sign-out").addEventListener("click", () => clearStoredOutboxes());
+  window.addEventListener("online", () => thread.outbox.flush());
   safety.setBlocks(blocks);
   inbox.setAll(conversations);
   show("app");

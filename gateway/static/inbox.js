@@ -4,6 +4,7 @@
 // "Blocked" tag on conversations with someone the member blocked).
 
 import { avatar, byId, el, fullTime, shortTime } from "./dom.js";
+import { setFaviconBadge } from "./notify.js";
 
 export class Inbox {
   /** isBlocked(userId) says whether the member blocked that peer. */
@@ -140,6 +141,7 @@ export class Inbox {
     this.empty.hidden = !this.loaded || ordered.length > 0;
     const unread = this.totalUnread();
     document.title = unread ? `(${unread}) Messages · WhiteBalloon` : "Messages · WhiteBalloon";
+    setFaviconBadge(unread);
     // On phones the inbox is hidden behind the thread: its back button carries the count.
     const back = byId("thread-back");
     back.dataset.unread = unread ? (unread > 99 ? "99+" : String(unread)) : "";
@@ -148,34 +150,35 @@ export class Inbox {
 
   renderItem(c) {
     const last = c.last_message;
-    const preview = last
-      ? (last.sender_id === this.meId ? "You: " : "") + last.body.replace(/\s+/g, " ")
-      : "No messages yet";
+    const mine = last?.sender_id === this.meId;
+    const preview = last ? last.body.replace(/\s+/g, " ") : "No messages yet";
     const when = last?.created_at || c.created_at;
     const unread = c.unread_count;
     const active = c.id === this.activeId;
     const blocked = this.isBlocked(c.peer.user_id);
-    const signature = JSON.stringify([c.peer.username, preview, when, unread, active, blocked]);
+    const signature = JSON.stringify([c.peer.username, mine, preview, when, unread, active, blocked]);
     let node = this.nodes.get(c.id);
     if (node && node.dataset.signature === signature) return node;
 
-    const label = `${c.peer.username}${blocked ? ", blocked" : ""}${unread ? `, ${unread} unread` : ""}`;
+    // The link's name is its visible text (name, time, preview, unread count), so speech
+    // input ("click bob") and screen readers agree with what is on screen.
     const link = el("a", {
       href: `#/c/${c.id}`,
       class: "conversation",
       "aria-current": active ? "page" : null,
-      "aria-label": label,
-      "aria-describedby": `preview-${c.id}`,
     },
     avatar(c.peer),
     el("span", { class: "conversation-text" },
       el("span", { class: "conversation-top" },
-        el("span", { class: "conversation-name", text: c.peer.username }),
-        blocked ? el("span", { class: "tag", "aria-hidden": "true", text: "Blocked" }) : null,
+        el("span", { class: "conversation-name", dir: "auto", text: c.peer.username }),
+        blocked ? el("span", { class: "tag", text: "Blocked" }) : null,
         el("time", { class: "conversation-time", datetime: when, title: fullTime(when), text: shortTime(when) })),
       el("span", { class: "conversation-bottom" },
-        el("span", { class: `conversation-preview${last ? "" : " muted"}`, id: `preview-${c.id}`, text: preview }),
-        unread ? el("span", { class: "badge", "aria-hidden": "true", text: unread > 99 ? "99+" : String(unread) }) : null)));
+        // dir="auto": a Hebrew or Arabic preview reads right to left; <bdi> keeps "You: " apart.
+        el("span", { class: `conversation-preview${last ? "" : " muted"}`, id: `preview-${c.id}`, dir: "auto" },
+          mine ? "You: " : null, mine ? el("bdi", { dir: "auto", text: preview }) : preview),
+        unread ? el("span", { class: "badge", text: unread > 99 ? "99+" : String(unread) }) : null,
+        unread ? el("span", { class: "visually-hidden", text: " unread" }) : null)));
     const fresh = el("li", { "data-id": c.id, "data-signature": signature, class: unread ? "unread" : null }, link);
     if (node) {
       const hadFocus = node.contains(document.activeElement);

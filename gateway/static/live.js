@@ -3,6 +3,12 @@
 // state (connecting / live / reconnecting / polling / offline) and the event cursor. Both
 // URLs are relative to the page, so they keep whatever prefix the gateway is served under.
 //
+// The state is honest: "live" only between a stream's hello and its end; "polling" only
+// after a poll answered; "reconnecting" while neither works (the server is down, say); and
+// "offline" while the browser says it is (the `offline` event), with nothing attempted until
+// `online`, when the stream is tried at once. Waits between attempts are short (capped at
+// `maxReconnectMs`) and jittered, so many tabs coming back together don't arrive at once.
+//
 // The server may end a stream with a final `closed` event ({"reason"}, no id):
 //   signed_out  the session ended: stop everything and tell the app (signed-out screen);
 //   evicted     too many streams for this member: poll from now on, without probing the
@@ -16,15 +22,23 @@
 
 import { api } from "./api.js";
 
-const DEFAULTS = {
+export const DEFAULTS = {
   helloTimeoutMs: 4000, // an opened stream that says nothing for this long is buffered: poll
   maxStreamFailures: 3, // consecutive failed stream attempts before falling back to polling
   reconnectDelaysMs: [300, 1000, 2000], // between stream attempts
   healthyStreamMs: 1000, // a stream cut after living this long is a normal cut, not a failure
-  streamRetryMs: [15000, 30000, 60000], // while polling, try the stream again after these
+  streamRetryMs: [15000, 30000, 60000], // while polling a server that answers, try the stream
   pollWaitSeconds: 25,
-  pollErrorDelaysMs: [1000, 2000, 5000, 10000],
+  pollErrorDelaysMs: [1000, 2000, 3000], // while the server can't be reached at all
+  maxReconnectMs: 4000, // no wait for the server to come back is longer than this
+  jitter: 0.4, // each such wait is shortened by up to this fraction, at random
 };
+
+/** The n-th wait of `delays` (the last repeats), capped and jittered. */
+export function backoff(delays, n, { maxReconnectMs, jitter }) {
+  const base = Math.min(delays[Math.min(n, delays.length - 1)], maxReconnectMs);
+  return Math.max(0, Math.round(base * (1 - jitter * Math.random())));
+}
 
 const EVENT_TYPES = ["message", "conversation", "read", "reset"];
 
@@ -32,7 +46,8 @@ export class LiveFeed {
   /**
    * handlers: onEvent(type, data, id), onReset(), onStatus(state), onUnauthenticated(error),
    *   onSignedOut() (the stream said the session ended; falls back to onUnauthenticated)
-   * options: overrides of DEFAULTS (tests may set window.WB_LIVE_OPTIONS before load).
+   * options: overrides of DEFAULTS (see app.js: the page's ?live= parameter or
+   *   window.WB_LIVE_OPTIONS, read once at start-up, so tests can shorten every wait).
    */
   constructor(handlers, options = {}) {
     this.handlers = handlers;
@@ -47,21 +62,49 @@ export class LiveFeed {
     this.pollAbort = null;
     this.stopped = true;
     this.evicted = false; // the server said this tab has one stream too many: poll only
+    this.offline = false; // the browser says there is no network: attempt nothing
   }
 
   start(cursor) {
     this.cursor = Number(cursor) || 0;
     this.stopped = false;
     this.evicted = false;
+    this.failures = 0;
+    this.retryRound = 0;
+    if (!this.networkListeners) {
+      this.networkListeners = true;
+      window.addEventListener("offline", () => this.goOffline());
+      window.addEventListener("online", () => this.backOnline());
+    }
+    if (navigator.onLine === false) {
+      this.goOffline();
+      return;
+    }
+    this.offline = false;
     this.setStatus("connecting");
     this.openStream();
-    if (!this.onlineListener) {
-      // Back from offline: don't wait for the next scheduled attempt.
-      this.onlineListener = () => {
-        if (!this.stopped && !this.evicted && this.state !== "live") this.openStream();
-      };
-      window.addEventListener("online", this.onlineListener);
-    }
+  }
+
+  /** The browser lost the network: drop the transports, say so, wait for `online`. */
+  goOffline() {
+    if (this.stopped) return;
+    this.offline = true;
+    clearTimeout(this.timer);
+    this.closeStream();
+    this.stopPolling();
+    this.setStatus("offline");
+  }
+
+  /** Back from offline: don't wait for a scheduled attempt; try the stream at once. */
+  backOnline() {
+    if (this.stopped) return;
+    this.offline = false;
+    this.failures = 0;
+    this.retryRound = 0;
+    if (this.state === "live") return;
+    this.setStatus("reconnecting");
+    if (this.evicted) this.startPolling();
+    else this.openStream();
   }
 
   stop() {
@@ -100,7 +143,7 @@ export class LiveFeed {
   // ---- stream -------------------------------------------------------------------------
 
   openStream() {
-    if (this.stopped || this.evicted) return;
+    if (this.stopped || this.evicted || this.offline) return;
     clearTimeout(this.timer); // this attempt replaces any scheduled one
     this.closeStream();
     const source = new EventSource(`api/stream?last_event_id=${this.cursor}`);
@@ -157,7 +200,7 @@ export class LiveFeed {
       const lived = helloAt ? performance.now() - helloAt : 0;
       if (helloAt && lived >= this.options.healthyStreamMs) {
         this.failures = 0;
-        this.scheduleStream(this.options.reconnectDelaysMs[0], "reconnecting");
+        this.scheduleStream(backoff(this.options.reconnectDelaysMs, 0, this.options), "reconnecting");
       } else {
         this.streamFailed(false);
       }
@@ -181,13 +224,14 @@ export class LiveFeed {
     if (reason === "evicted") {
       this.evicted = true;
       clearTimeout(this.timer);
+      this.setStatus("reconnecting"); // until the first poll answers
       if (!this.polling) this.startPolling();
       return;
     }
     // A routine cut (shutdown, lifetime, or a reason this client doesn't know): not a failure.
     this.failures = 0;
     if (this.polling) this.scheduleProbe();
-    else this.scheduleStream(this.options.reconnectDelaysMs[0], "reconnecting");
+    else this.scheduleStream(backoff(this.options.reconnectDelaysMs, 0, this.options), "reconnecting");
   }
 
   streamFailed(silent) {
@@ -202,8 +246,7 @@ export class LiveFeed {
       this.startPolling();
       return;
     }
-    const delays = this.options.reconnectDelaysMs;
-    this.scheduleStream(delays[Math.min(this.failures, delays.length - 1)], "reconnecting");
+    this.scheduleStream(backoff(this.options.reconnectDelaysMs, this.failures, this.options), "reconnecting");
   }
 
   scheduleStream(delayMs, status) {
@@ -213,7 +256,7 @@ export class LiveFeed {
   }
 
   scheduleProbe() {
-    if (this.evicted) return;
+    if (this.evicted || this.offline) return;
     const delays = this.options.streamRetryMs;
     const delay = delays[Math.min(this.retryRound, delays.length - 1)];
     this.retryRound += 1;
@@ -226,9 +269,10 @@ export class LiveFeed {
   // ---- polling ------------------------------------------------------------------------
 
   startPolling() {
-    if (this.polling || this.stopped) return;
+    if (this.polling || this.stopped || this.offline) return;
     this.failures = 0;
-    this.setStatus("polling");
+    // The status says "polling" once a poll has answered: until then the server may be down.
+    if (this.state === "live") this.setStatus("reconnecting");
     this.scheduleProbe();
     this.pollLoop();
   }
@@ -245,10 +289,20 @@ export class LiveFeed {
     this.pollAbort = new AbortController();
     const signal = this.pollAbort.signal;
     let errors = 0;
+    let wait = 0; // the first poll (and the first after an error) answers at once: reachable?
     while (this.pollToken === token) {
       try {
-        const result = await api.events(this.cursor, this.options.pollWaitSeconds, signal);
+        const result = await api.events(this.cursor, wait, signal);
+        wait = this.options.pollWaitSeconds;
         if (this.pollToken !== token) return;
+        if (errors > 0 && !this.evicted && !this.source) {
+          // The server answers again after an outage: try the stream now, not in a minute.
+          this.retryRound = 0;
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => {
+            if (this.polling && !this.stopped) this.openStream();
+          }, 0);
+        }
         errors = 0;
         if (this.state !== "live") this.setStatus("polling");
         let reset = false;
@@ -264,10 +318,10 @@ export class LiveFeed {
           this.handlers.onUnauthenticated?.(error);
           return;
         }
-        const delays = this.options.pollErrorDelaysMs;
-        const delay = delays[Math.min(errors, delays.length - 1)];
+        const delay = backoff(this.options.pollErrorDelaysMs, errors, this.options);
         errors += 1;
-        this.setStatus(errors >= 2 ? "offline" : "polling");
+        wait = 0;
+        if (this.state !== "live") this.setStatus(this.offline ? "offline" : "reconnecting");
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

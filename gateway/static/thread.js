@@ -1,18 +1,19 @@
 // thread.js — owns the open conversation: loading its latest page and older pages on
 // scroll-up, inserting live messages in id order without duplicates, optimistic sends with
-// a client_id (pending -> sent, or failed with a retry that reuses the client_id), the
-// composer (Enter sends, Shift+Enter newline, 4000-character counter), the read pointer, and
-// each peer message's Report button (the dialog and the block state belong to safety.js).
+// a client_id (pending -> sent; waiting, with the reason, until the outbox can resend it; or
+// failed with the reason and a Retry that reuses the client_id), the composer (Enter sends,
+// Shift+Enter newline, 4000-character counter), the read pointer, and each peer message's
+// Report button (the dialog and the block state belong to safety.js). The unsent messages
+// themselves belong to outbox.js: this module shows those of the open conversation.
 
 import { api, ApiError, newClientId } from "./api.js";
 import { announce, avatar, byId, charLength, clockTime, dayKey, dayLabel, el, fullTime, toast } from "./dom.js";
+import { Outbox } from "./outbox.js";
 
 export const MAX_CHARS = 4000;
 const PAGE = 50;
+const GAP_MS = 5 * 60_000; // a pause this long shows the time again and ends a group
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
-
-/** Pending sends survive switching threads: conversation id -> client_id -> pending. */
-const pendingByConversation = new Map();
 
 export class Thread {
   /** hooks: inbox (Inbox), safety (Safety), onSent(message), isVisible() */
@@ -25,6 +26,12 @@ export class Thread {
     this.loadingOlder = false;
     this.generation = 0; // bumps on every open/close so late responses are ignored
     this.readInFlight = 0;
+    this.pendingNodes = new Map(); // client_id -> <li> of the open conversation's unsent messages
+    this.outbox = new Outbox(me.user_id, {
+      onChange: (item) => this.showUnsent(item),
+      onSent: (message) => this.confirmed(message),
+      onBlocked: (conversationId) => this.hooks.safety.refusedSend(conversationId),
+    });
 
     this.body = byId("thread-body");
     this.placeholder = byId("thread-placeholder");
@@ -60,9 +67,29 @@ export class Thread {
       }
     }, { passive: true });
     this.loadOlderButton.addEventListener("click", () => this.loadOlder());
+    this.rovingReport = null; // the message id whose Report button is the list's one Tab stop
+    this.list.addEventListener("keydown", (event) => {
+      const current = event.target.closest?.(".report-button");
+      if (!current) return;
+      const buttons = [...this.list.querySelectorAll(".report-button")];
+      const index = buttons.indexOf(current);
+      const target = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: buttons.length - 1 }[event.key];
+      if (target === undefined || !buttons[target]) return;
+      event.preventDefault();
+      buttons[target].focus();
+      buttons[target].scrollIntoView({ block: "nearest" });
+    });
+    this.list.addEventListener("focusin", (event) => {
+      const button = event.target.closest?.(".report-button");
+      if (!button) return;
+      this.rovingReport = button.dataset.report;
+      this.updateRoving();
+    });
     this.list.addEventListener("click", (event) => {
       const retry = event.target.closest("button[data-retry]");
       if (retry) this.retry(retry.dataset.retry);
+      const discard = event.target.closest("button[data-discard]");
+      if (discard) this.discard(discard.dataset.discard);
       const report = event.target.closest("button[data-report]");
       const message = report && this.messages.get(Number(report.dataset.report));
       if (message) this.hooks.safety.openReport(this.conversation, message, report);
@@ -74,17 +101,14 @@ export class Thread {
     return this.conversation?.id ?? null;
   }
 
-  pending() {
-    const id = this.id;
-    if (!pendingByConversation.has(id)) pendingByConversation.set(id, new Map());
-    return pendingByConversation.get(id);
-  }
-
   // ---- opening and loading --------------------------------------------------------------
 
   async open(conversation, { focusComposer = true } = {}) {
     const generation = ++this.generation;
     const switching = this.id !== conversation.id;
+    // Before the read pointer moves: where the member stopped reading.
+    const lastRead = conversation.last_read_message_id ?? 0;
+    const unread = switching ? conversation.unread_count || 0 : 0;
     this.conversation = conversation;
     this.messages.clear();
     this.list.replaceChildren();
@@ -102,7 +126,8 @@ export class Thread {
       this.updateCounter();
     }
     this.body.setAttribute("aria-busy", "true");
-    for (const pending of this.pending().values()) this.list.append(pending.node);
+    this.pendingNodes.clear();
+    for (const item of this.outbox.forConversation(conversation.id)) this.showUnsent(item);
     try {
       const page = await api.messages(conversation.id, { limit: PAGE });
       if (generation !== this.generation) return;
@@ -118,7 +143,15 @@ export class Thread {
     }
     this.updateHistory();
     this.decorate();
-    this.scrollToBottom();
+    const firstUnread = this.markFirstUnread(lastRead, unread);
+    if (firstUnread) {
+      // Start where the member stopped reading, not at the bottom.
+      const top = firstUnread.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+      this.scroller.scrollTop += top - 12;
+      this.jump.hidden = this.nearBottom();
+    } else {
+      this.scrollToBottom();
+    }
     if (focusComposer) {
       // In a blocked conversation the composer is replaced by a notice: focus the title.
       (byId("composer").hidden ? byId("thread-title") : this.input).focus({ preventScroll: true });
@@ -130,6 +163,7 @@ export class Thread {
     this.generation += 1;
     this.conversation = null;
     this.messages.clear();
+    this.pendingNodes.clear();
     this.list.replaceChildren();
     this.body.hidden = true;
     this.placeholder.hidden = false;
@@ -181,11 +215,12 @@ export class Thread {
     if (message.conversation_id !== this.id) return;
     if (this.messages.has(message.id)) return;
     const mine = message.sender_id === this.me.user_id;
-    const pending = mine && message.client_id ? this.pending().get(message.client_id) : null;
+    const pendingNode = mine && message.client_id ? this.pendingNodes.get(message.client_id) : null;
+    if (mine && message.client_id) this.outbox.remove(message.client_id);
     let node;
-    if (pending) {
-      this.pending().delete(message.client_id);
-      node = pending.node;
+    if (pendingNode) {
+      this.pendingNodes.delete(message.client_id);
+      node = pendingNode;
       this.fillMessage(node, message, "sent");
     } else {
       node = this.messageNode(message);
@@ -229,6 +264,7 @@ export class Thread {
     node.className = `message ${mine ? "mine" : "theirs"} ${state}`;
     node.dataset.day = dayLabel(message.created_at || new Date().toISOString());
     node.dataset.dayKey = dayKey(message.created_at || new Date().toISOString());
+    node.dataset.at = String(Date.parse(message.created_at) || Date.now());
     node.dataset.sender = String(message.sender_id);
     if (message.client_id) node.dataset.clientId = message.client_id;
     const who = mine ? "You" : this.conversation.peer.username;
@@ -237,36 +273,75 @@ export class Thread {
       meta.append(el("time", { datetime: message.created_at, title: fullTime(message.created_at), text: clockTime(message.created_at) }));
     } else if (state === "pending") {
       meta.append(el("span", { class: "status", text: "Sending…" }));
+    } else if (state === "waiting") {
+      // Queued in the outbox: it goes by itself when it can; "Send now" doesn't wait.
+      meta.append(el("span", { class: "status", role: "status", text: message.error || "Not sent yet." }));
+      meta.append(el("button", { type: "button", class: "link-button retry", "data-retry": message.client_id, text: "Send now" }));
     } else {
       meta.append(el("span", { class: "status", role: "alert", text: message.error || "Not sent." }));
       // No retry while this pair can't message each other: the notice below says why.
       if (this.hooks.safety.canSend(message.conversation_id)) {
         meta.append(el("button", { type: "button", class: "link-button retry", "data-retry": message.client_id, text: "Retry" }));
       }
+      meta.append(el("button", { type: "button", class: "link-button discard", "data-discard": message.client_id, text: "Delete" }));
     }
     const bubble = el("div", { class: "bubble" },
       el("span", { class: "visually-hidden", text: `${who}: ` }),
       bodyWithLinks(message.body));
     const reportable = !mine && state === "sent" && message.id !== null && message.id !== undefined;
+    // One Tab stop for all Report buttons (a roving tabindex: arrows move between them), each
+    // named by its message, so a list of them reads as different buttons.
     node.replaceChildren(
       reportable
         ? el("div", { class: "bubble-row" }, bubble,
-          el("button", { type: "button", class: "report-button", "data-report": message.id,
-            "aria-label": `Report message from ${who}`, title: "Report to the moderators", text: "Report" }))
+          el("button", { type: "button", class: "report-button", "data-report": message.id, tabindex: "-1",
+            "aria-label": `Report message from ${who}, ${clockTime(message.created_at)}: ${snippet(message.body)}`,
+            title: "Report to the moderators", text: "Report" }))
         : bubble,
       meta,
     );
   }
 
-  /** Day separators and grouping of consecutive messages from the same sender. */
+  /** Exactly one Report button is reachable by Tab: the last one focused, else the newest. */
+  updateRoving() {
+    const buttons = [...this.list.querySelectorAll(".report-button")];
+    const chosen = buttons.find((b) => b.dataset.report === this.rovingReport) || buttons.at(-1);
+    for (const button of buttons) button.tabIndex = button === chosen ? 0 : -1;
+  }
+
+  /**
+   * Day separators; a time on every message that starts a new minute, follows a gap or
+   * changes sender; grouping of consecutive messages from one sender close in time.
+   */
   decorate() {
     let previous = null;
     for (const node of this.list.children) {
+      const at = Number(node.dataset.at);
       const newDay = !previous || previous.dataset.dayKey !== node.dataset.dayKey;
+      const sameSender = !!previous && previous.dataset.sender === node.dataset.sender;
+      const gap = !previous || at - Number(previous.dataset.at) >= GAP_MS;
+      const newMinute = !previous || Math.floor(at / 60_000) !== Math.floor(Number(previous.dataset.at) / 60_000);
       node.classList.toggle("day-start", newDay);
-      node.classList.toggle("grouped", !newDay && previous.dataset.sender === node.dataset.sender);
+      node.classList.toggle("grouped", !newDay && sameSender && !gap);
+      node.classList.toggle("show-time", newDay || !sameSender || gap || newMinute);
       previous = node;
     }
+    this.updateRoving();
+  }
+
+  /** "N new messages" above the first unread message, if it is loaded; returns its node. */
+  markFirstUnread(lastRead, unread) {
+    this.list.querySelector(".unread-divider")?.remove();
+    if (!unread) return null;
+    const first = [...this.messages.values()]
+      .filter((m) => m.id > lastRead && m.sender_id !== this.me.user_id)
+      .sort((a, b) => a.id - b.id)[0];
+    const node = first && this.list.querySelector(`li[data-id="${first.id}"]`);
+    // Not loaded (more unread than one page): the newest messages are shown as usual.
+    if (!node || (this.hasMore && node === this.list.firstElementChild)) return null;
+    node.prepend(el("div", { class: "unread-divider", role: "separator",
+      text: unread === 1 ? "1 new message" : `${unread.toLocaleString()} new messages` }));
+    return node;
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -287,79 +362,64 @@ export class Thread {
       toast(`Messages can be at most ${MAX_CHARS.toLocaleString()} characters.`);
       return;
     }
-    const clientId = newClientId();
-    const pending = {
-      clientId,
+    const item = {
+      clientId: newClientId(),
       conversationId: this.id,
       body,
-      node: null,
+      createdAt: new Date().toISOString(),
+      state: "pending",
     };
-    pending.node = this.messageNode(
-      { id: null, conversation_id: this.id, sender_id: this.me.user_id, body, client_id: clientId,
-        created_at: new Date().toISOString() },
-      "pending",
-    );
-    this.pending().set(clientId, pending);
-    this.list.append(pending.node);
-    this.decorate();
-    this.updateHistory();
+    this.showUnsent(item);
     this.input.value = "";
     this.updateCounter();
     this.scrollToBottom();
-    this.deliver(pending);
+    this.outbox.add(item); // sent in order, after anything already waiting
   }
 
-  async deliver(pending) {
-    const { conversationId, body, clientId } = pending;
-    try {
-      const message = await api.send(conversationId, body, clientId);
-      this.confirmed(message);
-    } catch (error) {
-      const stillPending = pendingByConversation.get(conversationId)?.get(clientId);
-      if (!stillPending) return; // the live feed already brought the stored message
-      const blocked = error instanceof ApiError && error.code === "blocked";
-      stillPending.error = !blocked && error instanceof ApiError && !error.retriable && error.message
-        ? `Not sent: ${error.message}` : "Not sent.";
-      stillPending.failed = true;
-      if (blocked) this.hooks.safety.refusedSend(conversationId); // shows the notice
-      this.showFailed(stillPending);
+  /** Show (or update) an outbox item's bubble, if it belongs to the open conversation. */
+  showUnsent(item) {
+    if (item.conversationId !== this.id) return;
+    let node = this.pendingNodes.get(item.clientId);
+    if (!node) {
+      node = el("li", { class: "message" });
+      this.pendingNodes.set(item.clientId, node);
+      this.list.append(node);
     }
-  }
-
-  showFailed(pending) {
-    this.fillMessage(pending.node,
-      { id: null, conversation_id: pending.conversationId, sender_id: this.me.user_id,
-        body: pending.body, client_id: pending.clientId, created_at: new Date().toISOString(),
-        error: pending.error },
-      "failed");
-    if (pending.conversationId === this.id) this.decorate();
+    this.fillMessage(node,
+      { id: null, conversation_id: item.conversationId, sender_id: this.me.user_id, body: item.body,
+        client_id: item.clientId, created_at: item.createdAt, error: item.error },
+      item.state);
+    this.decorate();
+    this.updateHistory();
   }
 
   /** Who may message whom changed: failed sends offer Retry only when it can work. */
   refreshFailed() {
     if (this.id === null) return;
-    for (const pending of this.pending().values()) if (pending.failed) this.showFailed(pending);
+    for (const item of this.outbox.forConversation(this.id)) {
+      if (item.state === "failed") this.showUnsent(item);
+    }
   }
 
   confirmed(message) {
     this.hooks.onSent(message);
-    if (message.conversation_id === this.id) {
-      this.receive(message, { quiet: true });
-    } else {
-      pendingByConversation.get(message.conversation_id)?.delete(message.client_id);
-    }
+    if (message.conversation_id === this.id) this.receive(message, { quiet: true });
   }
 
   retry(clientId) {
-    const pending = this.pending().get(clientId);
-    if (!pending) return;
-    pending.failed = false;
-    this.fillMessage(pending.node,
-      { id: null, conversation_id: pending.conversationId, sender_id: this.me.user_id,
-        body: pending.body, client_id: clientId, created_at: new Date().toISOString() },
-      "pending");
     this.input.focus({ preventScroll: true });
-    this.deliver(pending); // same client_id: the server stores it at most once
+    const item = this.outbox.get(clientId);
+    if (!item) return;
+    if (item.state === "waiting") this.outbox.flush(); // "Send now": the queue, at once
+    else this.outbox.retry(clientId); // same client_id: the server stores it at most once
+  }
+
+  discard(clientId) {
+    this.outbox.discard(clientId);
+    this.pendingNodes.get(clientId)?.remove();
+    this.pendingNodes.delete(clientId);
+    this.decorate();
+    this.input.focus({ preventScroll: true });
   }
 
   // ---- reading ------------------------------------------------------------------------------
@@ -394,9 +454,16 @@ export class Thread {
   }
 }
 
+/** The start of a message, on one line, for a button's name. */
+function snippet(text) {
+  const flat = text.replace(/\s+/g, " ").trim();
+  const chars = [...flat];
+  return chars.length > 40 ? `${chars.slice(0, 40).join("")}…` : flat;
+}
+
 /** Message text as text nodes, with http(s) URLs as plain links that open in a new tab. */
 function bodyWithLinks(text) {
-  const p = el("p", { class: "text" });
+  const p = el("p", { class: "text", dir: "auto" }); // Hebrew, Arabic: right to left
   let last = 0;
   for (const match of text.matchAll(URL_PATTERN)) {
     let href = null;

@@ -53,9 +53,12 @@ def test_reporting_a_peer_message_reaches_the_moderators(sign_in: Any) -> None:
     mine = page.locator("#message-list .mine")
     expect(mine.get_by_role("button", name=re.compile("Report"))).to_have_count(0)
 
-    # Keyboard only: from the message list, Tab reaches the first Report button.
+    # Keyboard only: from the message list, Tab reaches the newest Report button (the only
+    # Tab stop among them); the arrow keys move to the earlier one.
     page.locator("#messages").focus()
     page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Report message from bob").last).to_be_focused()
+    page.keyboard.press("ArrowUp")
     report_button = page.get_by_role("button", name="Report message from bob").first
     expect(report_button).to_be_focused()
     expect(report_button).to_have_css("opacity", "1")  # shown on focus, not only on hover
@@ -173,7 +176,9 @@ def test_blocking_from_the_thread_stops_both_sides_until_unblocked(sign_in: Any)
     )
     expect(bob.page.locator("#composer")).to_be_hidden()
     failed = bob.page.locator("#message-list li.failed")
-    expect(failed.locator(".status")).to_have_text("Not sent.")
+    expect(failed.locator(".status")).to_have_text(
+        "Not sent: you can't message each other right now."
+    )
     expect(failed.get_by_role("button", name="Retry")).to_have_count(0)
     bob.page.get_by_role("button", name="Check again").click()
     expect(bob.page.locator("#toast")).to_have_text("You still can't send messages to alice.")
