@@ -312,6 +312,8 @@ ROUTES: dict[str, Route] = {
     "/api/moderation/reports/<id:report_id>/resolve": Route(
         json={"resolution": near_json(MAX_RESOLUTION_CHARS)}
     ),
+    "/api/moderation/reports/summary": Route(),
+    "/api/moderation/members": Route(query={"username": USERNAME}),
     "/api/moderation/audit": Route(query=IDS_QUERY),
     "/api/moderation/log": Route(query=IDS_QUERY),
     "/api/moderation/exports/<id:export_id>": Route(),

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
-from gateway.exceptions import Forbidden, GatewayError
+from gateway.exceptions import Forbidden, GatewayError, MemberNotFound
 from gateway.messaging.models import Conversation, Member
 from gateway.moderation.export_formats import (
     Encoder,
@@ -34,6 +34,7 @@ from gateway.services import Services
 from gateway.store import moderation
 from gateway.store.exports import (
     Snapshot,
+    has_history,
     member_conversations,
     message_page,
     reported_conversation_ids,
@@ -216,6 +217,11 @@ async def begin_export(s: Services, me: Member, request: ExportRequest) -> Expor
     people = await s.directory.members_by_id(
         [me.user_id, member_id, *(u for c in conversations for u in c.member_ids)]
     )
+    if member_id not in people:
+        async with s.store.reading() as conn:
+            if not await has_history(conn, member_id):
+                # Neither a member nor anyone's correspondent: a typo, not an empty history.
+                raise MemberNotFound("No member has that id, now or in any conversation.")
     now = utc_now()
     facts = {
         "scope": request.scope,

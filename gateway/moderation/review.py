@@ -11,7 +11,12 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.exceptions import AuditEntryNotFound, ReportAlreadyResolved, ReportNotFound
+from gateway.exceptions import (
+    AuditEntryNotFound,
+    MemberNotFound,
+    ReportAlreadyResolved,
+    ReportNotFound,
+)
 from gateway.messaging.models import Member, Message
 from gateway.moderation.models import AuditEntry, ComplianceEntry, Report, ReportStatus
 from gateway.moderation.roles import require_admin, require_moderator
@@ -130,3 +135,35 @@ async def export_entry(s: Services, me: Member, audit_id: int) -> AuditEntry:
 
 def _member(known: dict[int, Member], user_id: int) -> Member:
     return known.get(user_id) or Member.former(user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """What a moderator's page polls to know the queue moved; no reported content, so
+    reading it is not audited (loading the reports themselves is)."""
+
+    open: int
+    open_safety: int
+    newest_open_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "open": self.open,
+            "open_safety": self.open_safety,
+            "newest_open_id": self.newest_open_id,
+        }
+
+
+async def queue_summary(s: Services, me: Member) -> QueueSummary:
+    await require_moderator(s, me)
+    async with s.store.reading() as conn:
+        return QueueSummary(*await moderation.open_reports_summary(conn))
+
+
+async def find_member(s: Services, me: Member, username: str) -> Member:
+    """Any member by username, for a moderator (exports name members by id)."""
+    await require_moderator(s, me)
+    found = await s.directory.member_by_username(username.strip())
+    if found is None:
+        raise MemberNotFound()
+    return found

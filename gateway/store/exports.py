@@ -48,6 +48,16 @@ async def member_conversations(
     return [conversation_from_row(row) for row in rows]
 
 
+async def has_history(conn: aiosqlite.Connection, member_id: int) -> bool:
+    """Whether the member ever took part in a conversation (departed members included)."""
+    row = await fetch_one(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM conversations WHERE member_low = ? OR member_high = ?)",
+        (member_id, member_id),
+    )
+    return bool(row and row[0])
+
+
 async def reported_conversation_ids(conn: aiosqlite.Connection, member_id: int) -> set[int]:
     """Conversations of the member in which a report was filed (by or about them)."""
     rows = await fetch_all(

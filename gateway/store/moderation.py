@@ -297,6 +297,18 @@ async def report_context(conn: aiosqlite.Connection, report: Report) -> list[Mes
     return [message_from_row(row) for row in [*reversed(before), *after]]
 
 
+async def open_reports_summary(conn: aiosqlite.Connection) -> tuple[int, int, int | None]:
+    """(open reports, open safety reports, the newest open report's id)."""
+    row = await fetch_one(
+        conn,
+        "SELECT count(*), coalesce(sum(category = 'safety'), 0), max(id) FROM reports "
+        "WHERE status = 'open'",
+        (),
+    )
+    assert row is not None
+    return int(row[0]), int(row[1]), row[2]
+
+
 async def open_report_count(conn: aiosqlite.Connection) -> int:
     row = await fetch_one(conn, "SELECT count(*) FROM reports WHERE status = 'open'", ())
     return int(row[0]) if row else 0

@@ -119,6 +119,18 @@ async def reports() -> dict[str, Any]:
     return {"reports": [view.to_json() for view in views]}
 
 
+@blueprint.get("/moderation/reports/summary")
+async def reports_summary() -> dict[str, Any]:
+    return (await review.queue_summary(services(), await current_member())).to_json()
+
+
+@blueprint.get("/moderation/members")
+async def find_member() -> dict[str, Any]:
+    member = await current_member()
+    found = await review.find_member(services(), member, request.args.get("username", ""))
+    return {"member": found.public()}
+
+
 @blueprint.post("/moderation/reports/<id:report_id>/resolve")
 async def resolve(report_id: int) -> dict[str, Any]:
     member = await current_member()

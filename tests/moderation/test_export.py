@@ -299,3 +299,10 @@ async def test_head_of_an_export_runs_nothing_and_audits_nothing(gw: Harness) ->
         query_string={"member_id": ALICE, "reason": "case 7", "scope": "full"},
     )
     assert forbidden.status_code == 403
+
+
+async def test_an_export_for_an_id_nobody_ever_had_is_404(gw: Harness) -> None:
+    response = await gw.export(MOD, member_id=424242, reason="typo?", scope="metadata")
+    assert (await gw.json(response, 404))["error"]["code"] == "member_not_found"
+    audit = await gw.json(await gw.get("/api/moderation/audit", ADMIN), 200)
+    assert audit["entries"] == []  # nothing exported, nothing audited

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.members import ADMIN, ALICE, BOB, CAROL, MOD, MOD_YES, NOT_MOD
+from tests.support.members import ADMIN, ALICE, BOB, CAROL, DAVE, MOD, MOD_YES, NOT_MOD
 from tests.support.moderation import Harness, harness
 
 
@@ -163,3 +163,25 @@ async def test_the_queues_page_in_their_own_order(gw: Harness) -> None:
     # The resolved history runs newest first and continues before the last one seen.
     assert await page(status="resolved", limit=2) == ids[::-1][:2]
     assert await page(status="resolved", limit=2, before=ids[1]) == ids[:1]
+
+
+async def test_the_queue_summary_moves_without_auditing_anything(gw: Harness) -> None:
+    empty = await gw.json(await gw.get("/api/moderation/reports/summary", MOD), 200)
+    assert empty == {"open": 0, "open_safety": 0, "newest_open_id": None}
+    cid = await gw.conversation(ALICE, BOB)
+    message_id = await gw.send(cid, BOB, "hello")
+    report = await gw.json(await gw.report(cid, ALICE, message_id, category="safety"), 201)
+    summary = await gw.json(await gw.get("/api/moderation/reports/summary", MOD), 200)
+    assert summary == {"open": 1, "open_safety": 1, "newest_open_id": report["report"]["id"]}
+    audit = await gw.json(await gw.get("/api/moderation/audit", ADMIN), 200)
+    assert audit["entries"] == []  # polling the summary shows no reported content
+    refused = await gw.get("/api/moderation/reports/summary", ALICE)
+    assert refused.status_code == 403
+
+
+async def test_moderators_find_members_by_username(gw: Harness) -> None:
+    found = await gw.json(await gw.get("/api/moderation/members", MOD, username="dave"), 200)
+    assert found == {"member": {"user_id": DAVE, "username": "dave"}}
+    missing = await gw.get("/api/moderation/members", MOD, username="nobody")
+    assert (await gw.json(missing, 404))["error"]["code"] == "member_not_found"
+    assert (await gw.get("/api/moderation/members", ALICE, username="dave")).status_code == 403
