@@ -159,7 +159,10 @@ async def test_two_workers_deliver_to_each_others_streams(
     tmp_path: Path, app_db: Path, cookies: dict[int, str]
 ) -> None:
     bodies = [f"across {n}" for n in range(10)]
-    with gateway(tmp_path, app_db, workers=2, WB_HEARTBEAT_SECONDS="1") as server:
+    # One member holds all the streams here, more than the per-member cap allows by default.
+    with gateway(
+        tmp_path, app_db, workers=2, WB_HEARTBEAT_SECONDS="1", WB_STREAMS_PER_MEMBER="100"
+    ) as server:
         conversation_id = await conversation(server, cookies, ALICE, BOB)
         streams: list[asyncio.Task[list[str]]] = []
         since = await cursor_now(server, cookies[BOB])

@@ -382,6 +382,7 @@ def test_lost_response_does_not_duplicate(sign_in: Any) -> None:
     assert posted[0]["client_id"], "sends must carry a client_id"
 
 
+@pytest.mark.parametrize("gateway_env", [{"WB_RATE_SENDS": "off"}])  # 120 sends to seed history
 def test_older_history_loads_on_scroll_up(sign_in: Any) -> None:
     alice = sign_in("alice")
     bob = sign_in("bob")
