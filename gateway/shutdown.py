@@ -11,7 +11,10 @@ that were already committed. So each worker handles SIGTERM instead:
 - the master is asked to stop all workers gracefully (it may have been told already);
 - requests in flight finish, and their answers are sent, within `graceful_timeout`.
 
-A worker whose master dies abruptly (kill -9) dies with it rather than keep the port.
+A worker whose master dies abruptly (kill -9) dies with it rather than keep the port, and
+one that has not stopped `STOP_DEADLINE_SECONDS` after SIGTERM (something hung: a thread
+that never ends keeps a process alive) writes every thread's stack to its log and exits, so
+a supervisor can restart it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -28,6 +32,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+# Well past hypercorn.toml's graceful_timeout (5 s) and the shutdown hooks after it.
+STOP_DEADLINE_SECONDS = 15.0
 
 
 def handle_termination(end_streams: Callable[[], None]) -> None:
@@ -36,6 +42,7 @@ def handle_termination(end_streams: Callable[[], None]) -> None:
 
     def terminate() -> None:
         log.info("SIGTERM: ending open streams and finishing requests in flight")
+        faulthandler.dump_traceback_later(STOP_DEADLINE_SECONDS, exit=True)
         end_streams()
         if master != 1:
             with contextlib.suppress(ProcessLookupError):

@@ -76,7 +76,7 @@ async def test_kill_9_of_a_worker_under_load_loses_and_repeats_nothing(
                 os.kill(server.worker_pids()[0], signal.SIGKILL)
                 await asyncio.wait_for(asyncio.gather(*senders), 20)
             # Hypercorn's master stops the other worker too: systemd would restart it all.
-            await asyncio.to_thread(server.wait_exited, 20)
+            await asyncio.to_thread(server.wait_exited, 30)
         finally:
             server.stop()
 

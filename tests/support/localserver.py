@@ -128,7 +128,10 @@ class LocalGateway:
     def wait_exited(self, timeout: float) -> int:
         """The server's exit code once it stopped by itself within `timeout` seconds."""
         assert self._process is not None
-        return self._process.wait(timeout=timeout)
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"still running after {timeout}s:\n{self.log_text()}") from None
 
     def stop(self) -> None:
         process = self._process
