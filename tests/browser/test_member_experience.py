@@ -280,7 +280,7 @@ def test_outbox_survives_a_reload_and_resends_in_order_with_the_same_client_ids(
     page.reload()  # the URL names the conversation: it opens with its unsent messages
     page.locator("#app").wait_for(state="visible")
     expect(page.locator("#message-list li.waiting .text")).to_have_text(["one", "two", "three"])
-    page.unroute(MESSAGES_ROUTE)
+    # Listen before the route goes: the outbox's own retry timer may send at any moment.
     sent: list[dict[str, Any]] = []
     page.on(
         "request",
@@ -290,6 +290,7 @@ def test_outbox_survives_a_reload_and_resends_in_order_with_the_same_client_ids(
             else None
         ),
     )
+    page.unroute(MESSAGES_ROUTE)
     # Back online: the outbox goes at once, in order, with the client_ids it had.
     alice.context.set_offline(True)
     alice.context.set_offline(False)
