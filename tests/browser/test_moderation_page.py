@@ -1,5 +1,6 @@
 """The moderator page in a real Chromium against a real gateway: a member is turned away,
-a moderator works the reports queue and downloads an audited export, an admin exports all."""
+a moderator works the reports queue and downloads an audited export, an admin exports all;
+members are picked by username, times are local, failures are plain, and axe finds nothing."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -66,8 +72,10 @@ def reported(gateway: LocalGateway) -> dict[str, int]:
     return {"conversation_id": cid, "message_id": mid}
 
 
-def open_page(browser: Any, gw: LocalGateway, user_id: int | None) -> tuple[Any, Any, list[str]]:
-    context = browser.new_context(accept_downloads=True)
+def open_page(
+    browser: Any, gw: LocalGateway, user_id: int | None, **context_options: Any
+) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(accept_downloads=True, **context_options)
     context.set_default_timeout(TIMEOUT_MS)
     if user_id is not None:
         context.add_cookies(
@@ -190,5 +198,197 @@ def test_admin_downloads_a_full_export(
         assert bodies == ["hello bob", "you will regret"]
         assert records[-1]["type"] == "end"
         assert not problems, problems
+    finally:
+        context.close()
+
+
+def export(page: Any, member: str, reason: str = "case 12") -> None:
+    page.fill("#export-member", member)
+    page.select_option("#export-scope", "metadata")
+    page.fill("#export-reason", reason)
+    page.get_by_role("button", name="Download export").click()
+
+
+def test_the_export_result_shows_only_after_an_export_and_not_after_a_failure(
+    browser: Any, gateway: LocalGateway, reported: dict[str, int]
+) -> None:
+    context, page, problems = open_page(browser, gateway, MOD)
+    try:
+        page.locator(".report").first.wait_for()
+        result = page.locator("#export-result")
+        # Before any export: no empty "Export / File / Rows / SHA-256" box.
+        expect(result).to_be_hidden()
+        assert result.evaluate("el => getComputedStyle(el).display") == "none"
+
+        with page.expect_download():
+            export(page, str(ALICE))
+        expect(result).to_be_visible()
+        expect(page.locator("#export-rows")).to_have_text("3")
+
+        # A failed export clears the previous result and says why instead.
+        export(page, "999999")
+        expect(page.locator("#export-error")).to_have_text(re.compile("No member has that id"))
+        expect(result).to_be_hidden()
+        assert page.locator("#export-sha").inner_text() == ""
+        assert page.locator("#export-rows").inner_text() == ""
+        assert not [p for p in problems if "404" not in p], problems
+    finally:
+        context.close()
+
+
+def test_a_member_is_picked_by_username_or_by_id(
+    browser: Any, gateway: LocalGateway, reported: dict[str, int], tmp_path: Path
+) -> None:
+    context, page, _ = open_page(browser, gateway, MOD)
+    try:
+        page.locator("#tools").wait_for(state="visible")
+        expect(page.get_by_label(re.compile("Member: username"))).to_be_visible()
+        with page.expect_download() as download_info:
+            export(page, "bob", "case 8: by name")
+        saved = tmp_path / "bob.ndjson"
+        download_info.value.save_as(saved)
+        manifest = json.loads(saved.read_text().splitlines()[0])
+        assert manifest["member"] == {"user_id": BOB, "username": "bob"}
+        expect(page.locator("#export-who")).to_have_text(f"bob (#{BOB})")
+
+        # Nobody by that name: said plainly, nothing exported or audited.
+        export(page, "nobody-here", "case 8: typo")
+        expect(page.locator("#export-error")).to_contain_text("No member has that name")
+        expect(page.locator("#export-result")).to_be_hidden()
+
+        # An id still works (members who left are no longer in the directory).
+        with page.expect_download():
+            export(page, str(ALICE), "case 8: by id")
+        expect(page.locator("#export-who")).to_have_text(f"#{ALICE}")
+        expect(page.locator("#export-error")).to_be_hidden()
+    finally:
+        context.close()
+    with api(gateway, ADMIN) as admin:
+        audit = admin.get("/api/moderation/audit").json()["entries"]
+    exports = [e for e in audit if e["action"] == "export"]
+    assert [e["member_id"] for e in exports] == [ALICE, BOB]
+
+
+def test_times_are_shown_in_the_moderators_locale_with_the_utc_instant_on_hover(
+    browser: Any, gateway: LocalGateway, reported: dict[str, int]
+) -> None:
+    context, page, problems = open_page(
+        browser, gateway, MOD, locale="de-DE", timezone_id="Europe/Berlin"
+    )
+    try:
+        report = page.locator(".report").first
+        report.wait_for()
+        with api(gateway, MOD) as mod:
+            queue = mod.get("/api/moderation/reports").json()["reports"]
+        created = queue[0]["created_at"]
+        stamp = report.locator("h3 time")
+        expect(stamp).to_have_attribute("datetime", created)
+        local = datetime.fromisoformat(created).astimezone(ZoneInfo("Europe/Berlin"))
+        expect(stamp).to_have_text(local.strftime("%d.%m.%Y, %H:%M"))
+        utc = datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M:%S")
+        expect(stamp).to_have_attribute("title", f"{utc} UTC")
+        # Every message in the context too; no raw ISO strings anywhere.
+        expect(report.locator(".context time")).to_have_count(2)
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", report.inner_text())
+
+        report.locator("input[name=resolution]").fill("warned bob")
+        report.get_by_role("button", name="Resolve").click()
+        page.get_by_text("No reports here.").wait_for()
+        page.select_option("#report-status", "resolved")
+        resolution = page.locator(".resolution")
+        expect(resolution).to_contain_text("Resolved: warned bob")
+        expect(resolution.locator("time")).to_have_text(re.compile(r"^\d\d\.\d\d\.\d{4}, "))
+        assert not re.search(r"\d{4}-\d\d-\d\dT", resolution.inner_text())
+        assert not problems, problems
+    finally:
+        context.close()
+
+
+# axe-core from the npm registry, installed once per session, as in test_member_experience.py
+
+
+@pytest.fixture(scope="session")
+def axe_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("CI"):
+            pytest.fail("npm is needed to install axe-core; CI must run the accessibility scan")
+        pytest.skip("npm is not installed: can't install axe-core for the accessibility scan")
+    cache = tmp_path_factory.mktemp("axe-core-moderation")
+    result = subprocess.run(
+        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if result.returncode != 0 or not script.exists():
+        message = f"npm could not install axe-core: {result.stderr[-2000:]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return script
+
+
+def assert_no_violations(page: Any, script: Path, where: str) -> None:
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(script))
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    found = [
+        f"{v['id']}: {v['help']} -> "
+        + "; ".join(f"{n['target']} {n.get('failureSummary', '')[:160]}" for n in v["nodes"][:4])
+        for v in violations
+    ]
+    assert found == [], f"axe violations in {where}:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_violations_on_the_moderator_page_states(
+    browser: Any, gateway: LocalGateway, reported: dict[str, int], axe_script: Path, scheme: str
+) -> None:
+    with api(gateway, BOB) as bob:  # a safety report too, shown first and marked
+        hello = bob.get(f"/api/conversations/{reported['conversation_id']}/messages").json()
+        first = hello["messages"][0]["id"]
+        filed = bob.post(
+            "/api/reports",
+            json={
+                "conversation_id": reported["conversation_id"],
+                "message_id": first,
+                "category": "safety",
+                "note": "she said she is not safe at home",
+            },
+        )
+        assert filed.status_code == 201
+    # The page's CSP forbids inline scripts, axe's included: only the test may bypass it.
+    options = {"bypass_csp": True, "color_scheme": scheme}
+    for user_id, where in ((None, "signed out"), (ALICE, "a member refused")):
+        context, page, _ = open_page(browser, gateway, user_id, **options)
+        try:
+            page.locator("#refused").wait_for(state="visible")
+            assert_no_violations(page, axe_script, where)
+        finally:
+            context.close()
+
+    context, page, _ = open_page(browser, gateway, MOD, **options)
+    try:
+        expect(page.locator(".report")).to_have_count(2)
+        expect(page.locator(".report").first).to_have_class(re.compile(r"\bsafety\b"))
+        assert_no_violations(page, axe_script, "the queue with reports")
+
+        with page.expect_download():
+            export(page, "bob")
+        expect(page.locator("#export-result")).to_be_visible()
+        assert_no_violations(page, axe_script, "a finished export")
+
+        export(page, "nobody-here")
+        expect(page.locator("#export-error")).to_be_visible()
+        assert_no_violations(page, axe_script, "a failed export")
+
+        page.select_option("#report-status", "resolved")
+        expect(page.locator("#reports-empty")).to_be_visible()
+        assert_no_violations(page, axe_script, "an empty resolved history")
     finally:
         context.close()
