@@ -63,7 +63,7 @@ def _unsign(cookie: str, secrets: tuple[str, ...], max_age: int) -> tuple[dict[s
             payload, signed_at = TimestampSigner(secret).unsign(
                 cookie, max_age=max_age, return_timestamp=True
             )
-        except (BadSignature, SignatureExpired, ValueError, OverflowError):
+        except (BadSignature, SignatureExpired, ValueError, OverflowError, OSError):
             continue  # ValueError: a timestamp past year 9999 breaks itsdangerous's dates
         try:
             session = json.loads(b64decode(payload))
