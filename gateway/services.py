@@ -70,7 +70,9 @@ class Services:
         else:
             app_db = settings.app_db
             session_secrets = settings.session_secrets or ()
-        directory = await Directory.open(app_db, settings.read_connections)
+        directory = await Directory.open(
+            app_db, settings.read_connections, cache_seconds=settings.auth_cache_seconds
+        )
 
         # Live delivery. After a commit, an action publishes to the broadcaster, which
         # delivers in id order to this worker's streams and rings the doorbell so the other

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ class AppSession:
     fully_authenticated: bool
 
 
+_SIGHT_CACHE_LIMIT = 100_000
 # SQLite allows 32766 parameters; stay well below for any build.
 _IN_LIST_CHUNK = 500
 
@@ -79,15 +81,21 @@ def _read_only_uri(path: Path) -> str:
 
 
 class Directory:
-    def __init__(self, pool: ReadPool, has_sessions: bool) -> None:
+    """The main app's directory, read-only. WhiteBalloon sends no signal when it changes, so
+    the one cached answer, who sees whom by id (asked on every send), is kept for at most
+    `cache_seconds`: the same bound as a verified session's."""
+
+    def __init__(self, pool: ReadPool, has_sessions: bool, cache_seconds: float = 0.0) -> None:
         self._pool = pool
         self.has_sessions = has_sessions
+        self._cache_seconds = cache_seconds
+        self._sights: dict[tuple[int, int], tuple[float, Sight | None]] = {}
 
     @classmethod
-    async def open(cls, path: Path, size: int) -> Directory:
+    async def open(cls, path: Path, size: int, *, cache_seconds: float = 0.0) -> Directory:
         # mode=ro: the gateway can never write the main app's database, even by mistake.
         pool = await ReadPool.open(_read_only_uri(path), size, uri=True)
-        directory = cls(pool, has_sessions=False)
+        directory = cls(pool, has_sessions=False, cache_seconds=cache_seconds)
         directory.has_sessions = bool(
             await directory._rows(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'", ()
@@ -123,6 +131,19 @@ class Directory:
 
     async def sight(self, viewer: int, member: int | str) -> Sight | None:
         """The member (by id, or by username) and who sees whom; None if no such member."""
+        if isinstance(member, int) and self._cache_seconds > 0:
+            now = time.monotonic()
+            cached = self._sights.get((viewer, member))
+            if cached is not None and cached[0] > now:
+                return cached[1]
+            found = await self._sight(viewer, member)
+            if len(self._sights) >= _SIGHT_CACHE_LIMIT:
+                self._sights.clear()
+            self._sights[(viewer, member)] = (now + self._cache_seconds, found)
+            return found
+        return await self._sight(viewer, member)
+
+    async def _sight(self, viewer: int, member: int | str) -> Sight | None:
         column = "username" if isinstance(member, str) else "id"
         rows = await self._rows(
             f"SELECT {_MEMBER_COLUMNS}, "

@@ -9,7 +9,20 @@ from typing import Any
 import pytest
 from quart.testing import QuartClient
 
-from tests.support.members import ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, HANK, as_member
+from gateway.app import create_app
+from gateway.config import Settings
+from tests.support.members import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    ERIN,
+    FRANK,
+    GRACE,
+    HANK,
+    SECRET,
+    as_member,
+)
 
 
 async def start(client: QuartClient, cookie: str, peer_id: int, **origin: Any) -> Any:
@@ -237,17 +250,29 @@ async def test_non_participants_cannot_tell_a_conversation_exists(
         assert await intruder.get_json() == await missing.get_json()
 
 
-async def test_sending_is_rechecked_against_visibility(
-    client: QuartClient, cookies: dict[int, str], app_db: Any
+async def test_sending_is_rechecked_against_visibility_within_the_cache_bound(
+    app_db: Any, tmp_path: Any, cookies: dict[int, str]
 ) -> None:
+    """Who sees whom is cached per worker for at most WB_AUTH_CACHE_SECONDS (WhiteBalloon
+    sends no signal when its directory changes); after that, every send sees the change."""
     import sqlite3
 
-    conversation_id = await new_conversation(client, cookies[ALICE], BOB)
-    with sqlite3.connect(app_db) as db:  # the main app makes bob private
-        db.execute("UPDATE users SET sync_scope = 'private' WHERE id = ?", (BOB,))
-    response = await send(client, cookies[ALICE], conversation_id, "still there?")
-    assert response.status_code == 403
-    assert (await response.get_json())["error"]["code"] == "not_visible"
+    settings = Settings(
+        session_secrets=(SECRET,),
+        app_db=app_db,
+        messaging_db=tmp_path / "fresh.db",
+        auth_cache_seconds=0.3,
+    )
+    async with create_app(settings).test_app() as test_app:
+        client = test_app.test_client()
+        conversation_id = await new_conversation(client, cookies[ALICE], BOB)
+        assert (await send(client, cookies[ALICE], conversation_id, "hi")).status_code == 201
+        with sqlite3.connect(app_db) as db:  # the main app makes bob private
+            db.execute("UPDATE users SET sync_scope = 'private' WHERE id = ?", (BOB,))
+        await asyncio.sleep(0.35)
+        response = await send(client, cookies[ALICE], conversation_id, "still there?")
+        assert response.status_code == 403
+        assert (await response.get_json())["error"]["code"] == "not_visible"
 
 
 async def test_pages_of_history_walk_backwards_and_forwards(
