@@ -161,21 +161,24 @@ async def test_two_workers_deliver_to_each_others_streams(
     bodies = [f"across {n}" for n in range(10)]
     # One member holds all the streams here, more than the per-member cap allows by default.
     with gateway(
-        tmp_path, app_db, workers=2, WB_HEARTBEAT_SECONDS="1", WB_STREAMS_PER_MEMBER="100"
+        tmp_path, app_db, workers=2, WB_HEARTBEAT_SECONDS="1", WB_STREAMS_PER_MEMBER="200"
     ) as server:
         conversation_id = await conversation(server, cookies, ALICE, BOB)
         streams: list[asyncio.Task[list[str]]] = []
         since = await cursor_now(server, cookies[BOB])
         # The kernel decides which worker accepts a connection: open streams until both
-        # workers hold some, so delivery has to cross from one process to the other.
-        while len(streams) < 64:
-            streams.append(
-                asyncio.create_task(
-                    collect(
-                        follow_stream(server, cookies[BOB], since, len(bodies), reconnect=False)
+        # workers hold some, so delivery has to cross from one process to the other. (On a
+        # busy machine the second worker may still be starting: keep probing a while.)
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            if len(streams) < 120:
+                streams.append(
+                    asyncio.create_task(
+                        collect(
+                            follow_stream(server, cookies[BOB], since, len(bodies), reconnect=False)
+                        )
                     )
                 )
-            )
             await asyncio.sleep(0.05)
             held = await subscriptions_by_worker(server, probes=10)
             if len(held) == 2 and all(held.values()):
