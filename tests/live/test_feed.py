@@ -12,7 +12,7 @@ from quart.testing import QuartClient
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.services import Services
-from tests.messaging.test_api import send, start
+from tests.support.api import send, start
 from tests.support.members import ALICE, BOB, CAROL, as_member
 from tests.support.sse import open_stream
 

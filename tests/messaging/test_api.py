@@ -11,6 +11,7 @@ from quart.testing import QuartClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from tests.support.api import new_conversation, send, start
 from tests.support.members import (
     ALICE,
     BOB,
@@ -23,29 +24,6 @@ from tests.support.members import (
     SECRET,
     as_member,
 )
-
-
-async def start(client: QuartClient, cookie: str, peer_id: int, **origin: Any) -> Any:
-    response = await client.post(
-        "/api/conversations",
-        json={"peer_id": peer_id, "origin": origin or {"type": "inbox", "ref": None}},
-        headers=as_member(cookie),
-    )
-    return response
-
-
-async def new_conversation(client: QuartClient, cookie: str, peer_id: int) -> int:
-    return int((await (await start(client, cookie, peer_id)).get_json())["conversation"]["id"])
-
-
-async def send(
-    client: QuartClient, cookie: str, conversation_id: int, body: str, **extra: Any
-) -> Any:
-    return await client.post(
-        f"/api/conversations/{conversation_id}/messages",
-        json={"body": body, **extra},
-        headers=as_member(cookie),
-    )
 
 
 async def test_me_describes_the_signed_in_member(
