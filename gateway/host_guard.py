@@ -7,15 +7,15 @@ an exception that would otherwise surface as a 500.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import cast
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from werkzeug.exceptions import BadHost
 from werkzeug.routing import Map
 
-ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
-_BODY = b'{"error":{"code":"invalid_request","message":"The Host header names no host."}}'
+from gateway.asgi_layers import ASGIApp, reply
+
 _PROBE = Map()
 
 
@@ -27,18 +27,7 @@ class HostGuard:
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["type"] == "http" and not _possible_host(scope):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 400,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_BODY)).encode()),
-                    ],
-                    "trailers": False,
-                }
-            )
-            await send({"type": "http.response.body", "body": _BODY, "more_body": False})
+            await reply(send, 400, error=("invalid_request", "The Host header names no host."))
             return
         await self._app(scope, receive, send)
 

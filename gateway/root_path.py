@@ -8,11 +8,9 @@ before routing; the bare prefix redirects to it with a slash; anything outside i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+from gateway.asgi_layers import ASGIApp, reply
 
 
 class RootPath:
@@ -28,40 +26,12 @@ class RootPath:
             return
         path: str = scope["path"]
         if path == self._prefix:
-            await _redirect(send, self._prefix + "/")
+            await reply(send, 308, location=self._prefix + "/")
             return
         if not path.startswith(self._prefix + "/"):
-            await _not_found(send)
+            await reply(send, 404, error=("not_found", "Not found."))
             return
         # The ASGI spec keeps the prefix in `path` and names it in `root_path`; Quart strips it.
         inner = dict(scope)
         inner["root_path"] = self._prefix
         await self._app(inner, receive, send)  # type: ignore[arg-type]
-
-
-async def _redirect(send: ASGISendCallable, location: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 308,
-            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
-            "trailers": False,
-        }
-    )
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _not_found(send: ASGISendCallable) -> None:
-    body = b'{"error":{"code":"not_found","message":"Not found."}}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 404,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-            "trailers": False,
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,10 +1,12 @@
 """Fixtures for the browser tests: the system Chromium driven by Playwright, a real gateway
-under Hypercorn in demo mode per test, signed-in browser contexts and API clients."""
+under Hypercorn in demo mode per test, signed-in browser contexts and API clients, and
+axe-core for the accessibility scans."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,28 @@ def wait_live(page: Any, timeout: float = TIMEOUT_MS) -> None:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def axe_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """axe-core from the npm registry, installed once per test session into a cache dir."""
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("CI"):
+            pytest.fail("npm is needed to install axe-core; CI must run the accessibility scan")
+        pytest.skip("npm is not installed: can't install axe-core for the accessibility scan")
+    cache = tmp_path_factory.mktemp("axe-core")
+    result = subprocess.run(
+        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if result.returncode != 0 or not script.exists():
+        message = f"npm could not install axe-core: {result.stderr[-2000:]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return script

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from tests.browser.axe import assert_no_violations
 from tests.browser.conftest import DEMO, open_thread, wait_live
 from tests.support.localserver import HYPERCORN_CONFIG, PROJECT_ROOT, LocalGateway
 
@@ -391,49 +391,6 @@ def test_signing_out_clears_the_stored_outbox(sign_in: Any) -> None:
 
 
 # ---- 5. accessibility: axe-core on the main page states -----------------------------------
-
-
-@pytest.fixture(scope="session")
-def axe_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """axe-core from the npm registry, installed once per test session into a cache dir."""
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to install axe-core; CI must run the accessibility scan")
-        pytest.skip("npm is not installed: can't install axe-core for the accessibility scan")
-    cache = tmp_path_factory.mktemp("axe-core")
-    result = subprocess.run(
-        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    script = cache / "node_modules" / "axe-core" / "axe.min.js"
-    if result.returncode != 0 or not script.exists():
-        message = f"npm could not install axe-core: {result.stderr[-2000:]}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return script
-
-
-def axe_violations(page: Page, script: Path) -> list[str]:
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(script))
-    results = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        f"{v['id']}: {v['help']} -> "
-        + "; ".join(f"{n['target']} {n.get('failureSummary', '')[:160]}" for n in v["nodes"][:4])
-        for v in results
-    ]
-
-
-def assert_no_violations(page: Page, script: Path, where: str) -> None:
-    found = axe_violations(page, script)
-    assert found == [], f"axe violations in {where}:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -9,10 +9,7 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -25,6 +22,7 @@ import pytest
 from playwright.sync_api import expect
 
 from gateway.store.stand_in import DirectoryEntry, create_directory
+from tests.browser.axe import assert_no_violations
 from tests.browser.conftest import TIMEOUT_MS
 from tests.support.localserver import LocalGateway
 
@@ -302,47 +300,6 @@ def test_times_are_shown_in_the_moderators_locale_with_the_utc_instant_on_hover(
         assert not problems, problems
     finally:
         context.close()
-
-
-# axe-core from the npm registry, installed once per session, as in test_member_experience.py
-
-
-@pytest.fixture(scope="session")
-def axe_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to install axe-core; CI must run the accessibility scan")
-        pytest.skip("npm is not installed: can't install axe-core for the accessibility scan")
-    cache = tmp_path_factory.mktemp("axe-core-moderation")
-    result = subprocess.run(
-        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    script = cache / "node_modules" / "axe-core" / "axe.min.js"
-    if result.returncode != 0 or not script.exists():
-        message = f"npm could not install axe-core: {result.stderr[-2000:]}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return script
-
-
-def assert_no_violations(page: Any, script: Path, where: str) -> None:
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(script))
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    found = [
-        f"{v['id']}: {v['help']} -> "
-        + "; ".join(f"{n['target']} {n.get('failureSummary', '')[:160]}" for n in v["nodes"][:4])
-        for v in violations
-    ]
-    assert found == [], f"axe violations in {where}:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
