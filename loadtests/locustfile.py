@@ -6,7 +6,9 @@
 - `ResumingReceiver` does the same but drops its stream at random and resumes it with
   `Last-Event-ID`; a duplicate or a gap in a conversation's sequence is a failure.
 - `Poller` follows `/api/events` as a client does after its stream dropped.
-- `Sender` posts to its conversations at the scenario's rate (or as fast as acks return).
+- `Sender` posts to its conversations at the scenario's rate (or as fast as acks return),
+  or, in a burst scenario, once at every boundary of a clock shared by all senders, so
+  their posts arrive together (open loop: it does not wait for its previous answer).
 
 Each message body carries the time its send started, so receive time minus that is the
 send-to-receive latency (one machine, one clock). A coordinator greenlet lets senders
@@ -46,6 +48,15 @@ HEARTBEAT_SECONDS = float(SCENARIO.gateway_env.get("WB_HEARTBEAT_SECONDS", "15")
 READY_TIMEOUT = SCENARIO.receivers / SCENARIO.spawn_rate + 30.0
 LONG_POLL_WAIT = 25
 SEND_ATTEMPTS = 3
+BURST_INTERVAL = SCENARIO.burst_interval
+# Between opening sending and the first burst: senders open their connection first, so the
+# first burst, like every other, is posts on warm connections.
+BURST_WARMUP_SECONDS = 0.5
+
+
+def burst_due(epoch: float, interval: float, tick: int) -> float:
+    """When burst number `tick` (0, 1, ...) starts on the senders' shared clock."""
+    return epoch + tick * interval
 
 
 class Coordinator:
@@ -55,6 +66,8 @@ class Coordinator:
         self.tally = Tally()
         self.sending_open = GeventEvent()
         self.sending_closed = False
+        # The shared clock of a burst scenario: burst k is due at epoch + k * interval.
+        self.burst_epoch = 0.0
         self.messages_started = 0
         self.sends_in_flight = 0
         self._receiver_specs = itertools.count()
@@ -87,8 +100,14 @@ class Coordinator:
         self._mark("ready")
         gevent.sleep(SCENARIO.hold_seconds)
 
-        self._mark("sending")
-        self.sending_open.set()
+        if BURST_INTERVAL is not None:
+            self.burst_epoch = time.monotonic() + BURST_WARMUP_SECONDS
+            self.sending_open.set()  # senders warm their connections, then wait for burst 0
+            gevent.sleep(max(0.0, self.burst_epoch - time.monotonic()))
+            self._mark("sending")
+        else:
+            self._mark("sending")
+            self.sending_open.set()
         deadline = time.monotonic() + SCENARIO.send_seconds
         while time.monotonic() < deadline and not self._quota_used():
             gevent.sleep(0.02)
@@ -290,12 +309,18 @@ class Poller(FastHttpUser):
 
 
 class Sender(FastHttpUser):
-    """Posts messages round-robin into its conversations; records what was acknowledged."""
+    """Posts messages round-robin into its conversations; records what was acknowledged.
+
+    At the scenario's rate (Locust paces the task), as fast as answers come back, or in
+    bursts: every sender wakes at each boundary of the coordinator's shared clock and posts
+    one message without waiting for the answer (in its own greenlet, on the client's pool
+    of up to `concurrency` connections), so all senders' posts arrive together.
+    """
 
     fixed_count = SCENARIO.senders
     wait_time = (
         constant_throughput(SCENARIO.message_rate / SCENARIO.senders)
-        if SCENARIO.message_rate
+        if SCENARIO.message_rate and BURST_INTERVAL is None
         else constant(0)
     )
     host = CONFIG.base_url
@@ -305,22 +330,49 @@ class Sender(FastHttpUser):
         self.conversations = itertools.cycle(self.spec.conversation_ids)
         self.seq: dict[int, int] = {}
         self.headers = {"Cookie": f"{COOKIE_NAME}={self.spec.cookie}"}
+        self.burst = 0
         COORDINATOR.sending_open.wait()
+        if BURST_INTERVAL is not None:
+            self.client.get("/healthz", name="/healthz (warm-up)")
 
     @task
     def send(self) -> None:
+        if BURST_INTERVAL is not None:
+            self._send_in_next_burst(BURST_INTERVAL)
+            return
         if not COORDINATOR.may_send():
             gevent.sleep(0.1)
             return
+        self._send(*self._next_message())
+
+    def _send_in_next_burst(self, interval: float) -> None:
+        # Every burst is kept, late or not (a late one is sent at once), as the
+        # raw-socket generator in benchmarks/ does; lateness shows in the summary.
+        due = burst_due(COORDINATOR.burst_epoch, interval, self.burst)
+        delay = due - time.monotonic()
+        if delay > 0:
+            gevent.sleep(delay)
+        lateness_ms = (time.monotonic() - due) * 1000
+        self.burst += 1
+        if not COORDINATOR.may_send():
+            return
+        COORDINATOR.tally.burst_lateness_ms.append(lateness_ms)
+        gevent.spawn(self._send, *self._next_message())
+
+    def _next_message(self) -> tuple[int, int]:
+        """The next conversation and its sequence number; counts the send as in flight."""
         conversation_id = next(self.conversations)
         seq = self.seq[conversation_id] = self.seq.get(conversation_id, 0) + 1
+        COORDINATOR.sends_in_flight += 1
+        return conversation_id, seq
+
+    def _send(self, conversation_id: int, seq: int) -> None:
         sent_at = time.time()
         payload = {
             "body": json.dumps({"sent_at": sent_at, "seq": seq}),
             # Retries reuse it, so a retried send is stored once (the gateway dedupes).
             "client_id": f"lt-{conversation_id}-{seq}",
         }
-        COORDINATOR.sends_in_flight += 1
         try:
             for _ in range(SEND_ATTEMPTS):
                 if self._post(conversation_id, payload, sent_at):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,14 +83,23 @@ def sample(pids: list[int]) -> ProcessSample:
 
 @dataclass
 class MemorySampler:
-    """Samples the workers once a second, labelled with the Locust run's current phase."""
+    """Samples the workers once a second, labelled with the Locust run's current phase.
+
+    It also watches the phase marks every `phase_interval` seconds and reads the workers'
+    CPU time the moment a new phase appears, so CPU over a phase window (first send to last
+    delivery: `cpu_between("sending", "drained")`) is exact to within that interval.
+    """
 
     marker: str
     state_dir: Path
     interval: float = 1.0
+    phase_interval: float = 0.02
     pids: list[int] = field(default_factory=list)
     baseline: ProcessSample | None = None
     samples: list[tuple[str, ProcessSample]] = field(default_factory=list)
+    # phase name -> the workers' CPU seconds when the sampler first saw that phase
+    phase_cpu: dict[str, float] = field(default_factory=dict)
+    _final_cpu: float | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -103,15 +113,39 @@ class MemorySampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        return sample(self.pids)
+        final = sample(self.pids)
+        for name in read_phases(self.state_dir).keys() - self.phase_cpu.keys():
+            self.phase_cpu[name] = final.cpu_seconds  # marked after the sampler's last look
+        self._final_cpu = final.cpu_seconds
+        return final
 
     def peak_rss_while_held(self) -> int | None:
         """Largest worker RSS while every stream was open (ready until sending closed)."""
         held = [s.rss_bytes for phase, s in self.samples if phase in ("ready", "sending")]
         return max(held) if held else None
 
+    def cpu_between(self, start_phase: str, end_phase: str) -> float | None:
+        """Worker CPU seconds from one phase mark to another; None if the first never came.
+
+        A run that hit its time cap has no end mark: its window then ends when sampling
+        stopped (after Locust exited).
+        """
+        if start_phase not in self.phase_cpu:
+            return None
+        end = self.phase_cpu.get(end_phase, self._final_cpu)
+        return None if end is None else end - self.phase_cpu[start_phase]
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        next_full = time.monotonic() + self.interval
+        while not self._stop.wait(self.phase_interval):
             phases = read_phases(self.state_dir)
-            phase = max(phases, key=lambda name: phases[name]) if phases else "connecting"
-            self.samples.append((phase, sample(self.pids)))
+            full_due = time.monotonic() >= next_full
+            if not full_due and phases.keys() <= self.phase_cpu.keys():
+                continue
+            current = sample(self.pids)
+            for name in phases.keys() - self.phase_cpu.keys():
+                self.phase_cpu[name] = current.cpu_seconds
+            if full_due:
+                next_full += self.interval
+                phase = max(phases, key=lambda name: phases[name]) if phases else "connecting"
+                self.samples.append((phase, current))

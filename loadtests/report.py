@@ -82,6 +82,16 @@ class Summary:
     gateway_cpu_seconds: float | None = None
     locust_cpu_seconds: float | None = None
     other_cpu_cores: float | None = None
+    # Worker CPU from the first send until every acknowledged message had arrived (the
+    # "sending" to "drained" marks), over that window's wall time, and per message
+    # acknowledged and delivered: the figure benchmarks/compare.py calls the same name.
+    gateway_cpu_window_seconds: float | None = None
+    cpu_window_seconds: float | None = None
+    cpu_ms_per_message: float | None = None
+    # burst scenarios: interval, and how late senders woke for their bursts
+    burst_interval_seconds: float | None = None
+    burst_lateness_p99_ms: float | None = None
+    burst_lateness_max_ms: float | None = None
     send_window_seconds: float = 0.0
     verdicts: list[Verdict] = field(default_factory=list)
 
@@ -117,6 +127,12 @@ class Summary:
             f"throughput   {self.acked_per_second:.1f} acknowledged messages/s "
             f"over a {self.send_window_seconds:.1f} s send window"
         )
+        if self.burst_interval_seconds is not None:
+            lines.append(
+                f"bursts       every {self.burst_interval_seconds * 1000:g} ms; senders woke "
+                f"p99 {self.burst_lateness_p99_ms:.1f} ms, max {self.burst_lateness_max_ms:.1f} ms"
+                " after the boundary"
+            )
         if self.rss_per_stream_kb is not None:
             lines.append(
                 f"memory       workers {self.rss_baseline_mb:.1f} MB -> {self.rss_held_mb:.1f} MB "
@@ -131,6 +147,17 @@ class Summary:
                 f"cpu          gateway workers {self.gateway_cpu_seconds:.1f} s, "
                 f"Locust {self.locust_cpu_seconds:.1f} s; other processes on the machine "
                 f"{self.other_cpu_cores or 0:.2f} cores on average"
+            )
+        if self.cpu_ms_per_message is not None:
+            window = (
+                f"{self.cpu_window_seconds:.1f} s from first send to last delivery"
+                if self.cpu_window_seconds is not None
+                else "from first send to the time cap"
+            )
+            lines.append(
+                f"cpu/message  {self.cpu_ms_per_message:.3f} ms of gateway worker CPU per message "
+                f"acknowledged and delivered ({self.gateway_cpu_window_seconds:.2f} s over "
+                f"{window}, {self.delivered} messages)"
             )
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
         lines.append(f"errors       {self.error_count} ({errors})")
@@ -179,6 +206,7 @@ def summarize(
     gateway_cpu_seconds: float | None = None,
     locust_cpu_seconds: float | None = None,
     other_cpu_cores: float | None = None,
+    gateway_cpu_window_seconds: float | None = None,
 ) -> Summary:
     delivered = sum(1 for message_id in tally.acked if message_id in tally.received)
     duplicated = sum(count - 1 for count in tally.received.values() if count > 1)
@@ -214,6 +242,19 @@ def summarize(
         other_cpu_cores=other_cpu_cores,
         send_window_seconds=window,
     )
+    if gateway_cpu_window_seconds is not None:
+        summary.gateway_cpu_window_seconds = gateway_cpu_window_seconds
+        # A run that hit its time cap has no "drained" mark: none then (the CPU is still
+        # up to when sampling stopped, as memory.MemorySampler.cpu_between says).
+        if started and "drained" in tally.phases:
+            summary.cpu_window_seconds = tally.phases["drained"] - started
+        if delivered:
+            summary.cpu_ms_per_message = gateway_cpu_window_seconds * 1000 / delivered
+    if scenario.burst_interval is not None:
+        lateness = sorted(tally.burst_lateness_ms)
+        summary.burst_interval_seconds = scenario.burst_interval
+        summary.burst_lateness_p99_ms = percentile(lateness, 99)
+        summary.burst_lateness_max_ms = lateness[-1] if lateness else math.nan
     # Pollers hold connections too, so memory is attributed to streams only without them.
     if scenario.pollers:
         rss_held = None

@@ -1,7 +1,7 @@
 """Run one named scenario end to end and print its summary.
 
-    python -m loadtests.run requirement            # or smoke, latency, throughput, streams,
-    python -m loadtests.run latency --workers 1    #    fallback, compare; --list shows them
+    python -m loadtests.run requirement            # or smoke, latency, burst, throughput,
+    python -m loadtests.run latency --workers 1    #    streams, fallback, compare; --list
 
 Each run builds a fresh directory database and data dir in a temporary folder, starts the
 gateway with the shipped hypercorn.toml on an ephemeral port, starts the conversations,
@@ -153,6 +153,7 @@ def run_scenario(scenario: Scenario, results_dir: Path = RESULTS_DIR) -> Summary
             locust_cpu_seconds=locust_cpu,
             # The machine may be shared: CPU nobody in this run used competed with it.
             other_cpu_cores=max(0.0, machine_cpu - gateway_cpu - locust_cpu) / elapsed,
+            gateway_cpu_window_seconds=sampler.cpu_between("sending", "drained"),
         )
     (results_dir / f"{scenario.name}_summary.json").write_text(
         json.dumps(summary.to_json(), indent=2, default=str)
@@ -188,7 +189,15 @@ def _configuration(scenario: Scenario, gateway: LocalGateway) -> str:
     set_here = BENCHMARK_RATE_LIMITS.keys() & scenario.gateway_env.keys()
     if set_here != BENCHMARK_RATE_LIMITS.keys():
         env = f"{env} (other WB_RATE_* off)" if set_here else f"{env} WB_RATE_*=off".strip()
-    rate = f"{scenario.message_rate:g} msg/s" if scenario.message_rate else "closed loop"
+    if scenario.burst_interval is not None:
+        rate = (
+            f"bursts: all together every {scenario.burst_interval * 1000:g} ms "
+            f"({scenario.senders / scenario.burst_interval:g} msg/s)"
+        )
+    elif scenario.message_rate:
+        rate = f"{scenario.message_rate:g} msg/s"
+    else:
+        rate = "closed loop"
     return (
         f"hypercorn.toml (workers: {workers}), settings: {env}; "
         f"{scenario.stream_receivers} streams, {scenario.resuming_receivers} resuming streams, "
@@ -207,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--workers", type=int, help="Hypercorn workers (default: hypercorn.toml)")
     parser.add_argument("--rate", type=float, help="messages per second over all senders")
+    parser.add_argument(
+        "--burst-interval",
+        type=float,
+        metavar="SECONDS",
+        help="senders post together at every multiple of this (burst scenarios; no --rate)",
+    )
     parser.add_argument("--send-seconds", type=float, help="length of the send window")
     parser.add_argument("--messages", type=int, help="stop after this many messages")
     parser.add_argument("--senders", type=int)
@@ -221,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{scenario.name:<12} {scenario.description}")
         return 0
     base = SCENARIOS[args.scenario]
+    if args.rate is not None and (args.burst_interval or base.burst_interval) is not None:
+        parser.error("bursts have no --rate: set --senders and --burst-interval instead")
     scenario = base.with_overrides(
         workers=args.workers,
         message_rate=args.rate,
+        burst_interval=args.burst_interval,
         send_seconds=args.send_seconds,
         messages=args.messages,
         senders=args.senders,

@@ -37,6 +37,10 @@ class Scenario:
     senders: int = 1
     # Total messages per second over all senders; None sends as fast as acks come back.
     message_rate: float | None = None
+    # Bursts instead of a rate: every sender posts once at each multiple of this many
+    # seconds on a clock shared by all senders, so `senders` messages arrive together
+    # (open loop: a sender does not wait for its previous answer). Overrides message_rate.
+    burst_interval: float | None = None
     # Stop after this many messages (the requirement's fixed dataset), or after send_seconds.
     messages: int | None = None
     send_seconds: float = 30.0
@@ -110,6 +114,17 @@ SCENARIOS: dict[str, Scenario] = {
             message_rate=200.0,
             send_seconds=30.0,
             targets=Targets(p95_ms=25.0, p99_ms=50.0),
+        ),
+        Scenario(
+            "burst",
+            "1,000 open streams; 20 senders posting together every 100 ms (200 msg/s in "
+            "bursts of 20), 4,000 messages.",
+            stream_receivers=1000,
+            senders=20,
+            burst_interval=0.1,
+            messages=4000,
+            # 20 s at 200 msg/s; the cap only matters if the load generator falls behind.
+            send_seconds=40.0,
         ),
         Scenario(
             "throughput",

@@ -8,6 +8,7 @@ messages exactly, independent of Locust's own (rounded) statistics.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ class Tally:
     # the longest a stream went without a byte (heartbeat or event) while held
     max_silence_seconds: float = 0.0
     ready_receivers: int = 0
+    # burst scenarios: how late each sender woke for its burst, in ms after the boundary
+    burst_lateness_ms: list[float] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     finished_cleanly: bool = False
 
@@ -60,6 +63,7 @@ class Tally:
             "errors": dict(self.errors),
             "max_silence_seconds": self.max_silence_seconds,
             "ready_receivers": self.ready_receivers,
+            "burst_lateness_ms": self.burst_lateness_ms,
             "phases": self.phases,
             "finished_cleanly": self.finished_cleanly,
         }
@@ -77,14 +81,21 @@ class Tally:
             errors=Counter(data["errors"]),
             max_silence_seconds=data["max_silence_seconds"],
             ready_receivers=data["ready_receivers"],
+            burst_lateness_ms=data.get("burst_lateness_ms", []),
             phases=data["phases"],
             finished_cleanly=data["finished_cleanly"],
         )
 
 
 def write_phase(state_dir: Path, phases: dict[str, float]) -> None:
-    """Phase marks (ready, sending, drained) for the runner's memory sampler to follow."""
-    (state_dir / PHASES_FILE).write_text(json.dumps(phases))
+    """Phase marks (ready, sending, drained) for the runner's memory sampler to follow.
+
+    Replaced atomically: the sampler reads it every few milliseconds and must never see
+    half a file (it takes a CPU reading at each new phase).
+    """
+    partial = state_dir / f"{PHASES_FILE}.tmp"
+    partial.write_text(json.dumps(phases))
+    os.replace(partial, state_dir / PHASES_FILE)
 
 
 def read_phases(state_dir: Path) -> dict[str, float]:
