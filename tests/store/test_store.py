@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from gateway.exceptions import InvalidBody, Unavailable
@@ -20,8 +20,8 @@ async def open_store(path: Path) -> MessagingStore:
     )
 
 
-async def insert_conversation(conn: aiosqlite.Connection, low: int) -> int:
-    cursor = await conn.execute(
+def insert_conversation(conn: sqlite3.Connection, low: int) -> int:
+    cursor = conn.execute(
         "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
         "created_at, updated_at) VALUES (?, ?, ?, 'inbox', 'now', 'now')",
         (low, low + 1000, low),
@@ -35,8 +35,8 @@ async def test_concurrent_transactions_commit_together_but_fail_alone(tmp_path: 
     try:
 
         def tx(n: int):  # type: ignore[no-untyped-def]
-            async def run(conn: aiosqlite.Connection) -> int:
-                row_id = await insert_conversation(conn, n)
+            def run(conn: sqlite3.Connection) -> int:
+                row_id = insert_conversation(conn, n)
                 if n % 5 == 0:
                     raise InvalidBody()  # rolled back alone, the rest of the batch stays
                 return row_id
@@ -74,12 +74,13 @@ async def test_a_result_is_returned_only_once_it_is_durable(tmp_path: Path) -> N
 
 async def test_reads_do_not_wait_behind_a_long_write(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "m.db")
-    release = asyncio.Event()
+    release = threading.Event()
     try:
 
-        async def slow_write(conn: aiosqlite.Connection) -> None:
-            await insert_conversation(conn, 1)
-            await release.wait()
+        def slow_write(conn: sqlite3.Connection) -> None:
+            # Holds the writer's thread (and the write transaction) until released.
+            insert_conversation(conn, 1)
+            assert release.wait(10)
 
         writing = asyncio.create_task(store.write(slow_write))
         await asyncio.sleep(0.05)
@@ -117,7 +118,7 @@ async def test_the_writer_survives_a_batch_that_fails_outside_any_transaction(
         lock = store._writer._lock
         real_acquire = lock.acquire
 
-        async def broken_once() -> None:
+        def broken_once() -> None:
             monkeypatch.setattr(lock, "acquire", real_acquire)
             raise OSError("lock file vanished")
 
