@@ -30,7 +30,36 @@ def insert_conversation(conn: sqlite3.Connection, low: int) -> int:
     return cursor.lastrowid
 
 
-async def test_concurrent_transactions_commit_together_but_fail_alone(tmp_path: Path) -> None:
+def count_transactions(store: MessagingStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting the writer's transactions (it takes its lock once for each)."""
+    lock = store._writer._lock
+    real_acquire = lock.acquire
+    taken = [0]
+
+    def counting() -> None:
+        taken[0] += 1
+        real_acquire()
+
+    monkeypatch.setattr(lock, "acquire", counting)
+    return taken
+
+
+async def hold_the_writer(store: MessagingStore) -> tuple[threading.Event, asyncio.Task[None]]:
+    """Occupy the writer's thread, so that writes queue up behind it and form one batch."""
+    release, started = threading.Event(), threading.Event()
+
+    def blocker(conn: sqlite3.Connection) -> None:
+        started.set()
+        assert release.wait(10)
+
+    holding = asyncio.create_task(store.write(blocker))
+    assert await asyncio.to_thread(started.wait, 10)
+    return release, holding
+
+
+async def test_concurrent_transactions_commit_together_but_fail_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = await open_store(tmp_path / "m.db")
     try:
 
@@ -43,18 +72,79 @@ async def test_concurrent_transactions_commit_together_but_fail_alone(tmp_path: 
 
             return run
 
-        results = await asyncio.gather(
-            *(store.write(tx(n)) for n in range(1, 21)), return_exceptions=True
-        )
+        release, holding = await hold_the_writer(store)
+        transactions = count_transactions(store, monkeypatch)
+        writes = [asyncio.create_task(store.write(tx(n))) for n in range(1, 21)]
+        await asyncio.sleep(0.05)  # every write is queued behind the held writer
+        release.set()
+        await holding
+        results = await asyncio.gather(*writes, return_exceptions=True)
         failures = [r for r in results if isinstance(r, Exception)]
         assert len(failures) == 4
         assert all(isinstance(f, InvalidBody) for f in failures)
+        # The twenty ran as one batch, which a refusal rolled back; then each ran alone.
+        assert transactions == [1 + 20]
         async with (
             store.reading() as conn,
             conn.execute("SELECT member_low FROM conversations ORDER BY member_low") as cursor,
         ):
             stored = [row[0] for row in await cursor.fetchall()]
         assert stored == [n for n in range(1, 21) if n % 5]
+    finally:
+        await store.close()
+
+
+async def test_transactions_that_arrive_together_share_one_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+        release, holding = await hold_the_writer(store)
+        transactions = count_transactions(store, monkeypatch)
+        writes = [
+            asyncio.create_task(store.write(lambda conn, n=n: insert_conversation(conn, n)))
+            for n in range(1, 21)
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        await holding
+        assert len(set(await asyncio.gather(*writes))) == 20
+        assert transactions == [1]
+    finally:
+        await store.close()
+
+
+async def test_a_failed_commit_fails_the_whole_batch_and_the_writer_carries_on(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+
+        def breaks_the_commit(conn: sqlite3.Connection) -> None:
+            # A deferred foreign-key violation is only noticed by COMMIT.
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            conn.execute(
+                "INSERT INTO messages (conversation_id, sender_id, body, created_at) "
+                "VALUES (999, 1, 'orphan', 'now')"
+            )
+
+        release, holding = await hold_the_writer(store)
+        batch = [
+            asyncio.create_task(store.write(lambda conn: insert_conversation(conn, 1))),
+            asyncio.create_task(store.write(breaks_the_commit)),
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        await holding
+        results = await asyncio.gather(*batch, return_exceptions=True)
+        # Nothing of the batch is durable, so nobody hears success.
+        assert all(isinstance(r, Unavailable) for r in results)
+        assert await asyncio.wait_for(store.write(lambda conn: insert_conversation(conn, 2)), 5)
+        async with (
+            store.reading() as conn,
+            conn.execute("SELECT member_low FROM conversations") as cursor,
+        ):
+            assert [row[0] for row in await cursor.fetchall()] == [2]
     finally:
         await store.close()
 
