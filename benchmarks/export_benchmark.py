@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import csv
 import json
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -24,8 +25,6 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-
-import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,8 +38,8 @@ MEMBER, ADMIN = 1, 100_000
 RUNS = (("ndjson", "full"), ("csv", "full"), ("json", "full"), ("ndjson", "metadata"))
 
 
-async def seed_history(
-    conn: aiosqlite.Connection,
+def seed_history(
+    conn: sqlite3.Connection,
     member_id: int,
     peer_ids: list[int],
     per_conversation: int,
@@ -49,14 +48,13 @@ async def seed_history(
     """Bulk-insert conversations and messages for benchmarks, bypassing events and checks."""
     for peer in peer_ids:
         low, high = min(member_id, peer), max(member_id, peer)
-        cursor = await conn.execute(
+        cursor = conn.execute(
             "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
             "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
             (low, high, member_id, "profile", start, start),
         )
         conversation_id = cursor.lastrowid
-        await cursor.close()
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
             "VALUES (?, ?, ?, NULL, ?)",
             [
@@ -86,11 +84,11 @@ async def seed(data_dir: Path, app_db: Path, messages: int, conversations: int) 
     )
     now = utc_now()
 
-    async def tx(conn: aiosqlite.Connection) -> None:
-        await seed_history(conn, MEMBER, peers, messages // conversations, now)
+    def tx(conn: sqlite3.Connection) -> None:
+        seed_history(conn, MEMBER, peers, messages // conversations, now)
         # A few reports, so the `reported` scope has something to show.
         for conversation_id in (1, 2, 3):
-            await moderation_store.insert_report(
+            moderation_store.insert_report(
                 conn,
                 conversation_id=conversation_id,
                 message_id=None,

@@ -60,8 +60,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiosqlite
-
 from gateway.config import Settings
 from gateway.exceptions import ConfigError, Unavailable
 from gateway.live.events import PendingEvent
@@ -331,8 +329,8 @@ def _problem(
     return None
 
 
-async def _events(
-    conn: aiosqlite.Connection,
+def _events(
+    conn: sqlite3.Connection,
     conversation_id: int,
     created: bool,
     added: list[Message],
@@ -340,15 +338,15 @@ async def _events(
     names: dict[int, Member] | None,
 ) -> list[PendingEvent]:
     """What open clients hear: a new conversation, or history appended to one they have."""
-    conversation = await messaging.get_conversation(conn, conversation_id)
+    conversation = messaging.get_conversation_tx(conn, conversation_id)
     assert conversation is not None
     pending = []
     if created:
         for viewer in conversation.member_ids:
-            unread, last_read, last_id = await messaging.conversation_state(
+            unread, last_read, last_id = messaging.conversation_state_tx(
                 conn, conversation_id, viewer
             )
-            last = await messaging.get_message(conn, last_id) if last_id else None
+            last = messaging.get_message_tx(conn, last_id) if last_id else None
             peer = _member(names, conversation.peer_of(viewer))
             view = ConversationView(conversation, peer, last, unread, last_read)
             pending.append(PendingEvent(viewer, "conversation", view.to_json()))
@@ -357,14 +355,14 @@ async def _events(
         data = message.to_json()
         pending.extend(PendingEvent(user, "message", data) for user in conversation.member_ids)
     for reader in moved:
-        unread, last_read, _ = await messaging.conversation_state(conn, conversation_id, reader)
+        unread, last_read, _ = messaging.conversation_state_tx(conn, conversation_id, reader)
         state = ReadState(conversation_id, last_read, unread)
         pending.append(PendingEvent(reader, "read", state.to_json()))
     return pending
 
 
-async def _import(
-    conn: aiosqlite.Connection,
+def _import(
+    conn: sqlite3.Connection,
     threads: list[Thread],
     names: dict[int, Member] | None,
     skip: frozenset[int],
@@ -373,8 +371,8 @@ async def _import(
     summary = Summary()
     problems: list[str] = []
     pending: list[PendingEvent] = []
-    done = await imports.imported_threads(conn)
-    known = await imports.imported_messages(conn)
+    done = imports.imported_threads(conn)
+    known = imports.imported_messages(conn)
     for thread in threads:
         if thread.id in skip:
             summary.left_out.append(thread.id)
@@ -382,12 +380,10 @@ async def _import(
         new = [m for m in thread.messages if m.id not in known]
         conversation_id = done.get(thread.id)
         if conversation_id is not None:
-            conversation = await messaging.get_conversation(conn, conversation_id)
+            conversation = messaging.get_conversation_tx(conn, conversation_id)
         else:
-            conversation = await messaging.conversation_between(conn, *thread.pair)
-        history = (
-            await imports.conversation_history(conn, conversation.id) if conversation else None
-        )
+            conversation = messaging.conversation_between_tx(conn, *thread.pair)
+        history = imports.conversation_history(conn, conversation.id) if conversation else None
         problem = _problem(thread, new, conversation_id is not None, history, names)
         if problem is not None:
             problems.append(problem)
@@ -397,14 +393,14 @@ async def _import(
         created = False
         if conversation is None:
             origin = Origin("imported", f"thread:{thread.id}")
-            conversation, created = await messaging.insert_conversation(
+            conversation, created = messaging.insert_conversation(
                 conn,
                 thread.created_by,
                 thread.peer_of_creator,
                 origin,
                 format_utc(thread.created_at),
             )
-            await moderation.append_compliance(
+            moderation.append_compliance(
                 conn,
                 "conversation_created",
                 now,
@@ -414,7 +410,7 @@ async def _import(
                 details={"origin": origin.to_json()},
             )
         if conversation_id is None:
-            await imports.record_imported_thread(conn, thread.id, conversation.id, now)
+            imports.record_imported_thread(conn, thread.id, conversation.id, now)
             summary.threads_imported += 1
         elif new:
             summary.threads_appended += 1
@@ -422,7 +418,7 @@ async def _import(
             summary.threads_already += 1
 
         rows = [imports.ImportedMessage(m.id, m.sender_id, m.body, format_utc(m.at)) for m in new]
-        ids = await imports.insert_imported_messages(conn, conversation.id, thread.id, rows, now)
+        ids = imports.insert_imported_messages(conn, conversation.id, thread.id, rows, now)
         known.update(zip((m.id for m in new), ids, strict=True))
         summary.messages_imported += len(new)
         summary.messages_already += len(thread.messages) - len(new)
@@ -430,9 +426,7 @@ async def _import(
         moved = []
         for reader, read_at in sorted(thread.last_read.items()):
             read = [known[m.id] for m in thread.messages if m.at <= read_at and m.id in known]
-            if read and await messaging.advance_read_pointer(
-                conn, conversation.id, reader, max(read)
-            ):
+            if read and messaging.advance_read_pointer(conn, conversation.id, reader, max(read)):
                 moved.append(reader)
         summary.read_positions += len(moved)
 
@@ -440,11 +434,11 @@ async def _import(
             Message(message_id, conversation.id, row.sender_id, row.body, row.created_at, None)
             for message_id, row in zip(ids, rows, strict=True)
         ]
-        pending += await _events(conn, conversation.id, created, added, moved, names)
+        pending += _events(conn, conversation.id, created, added, moved, names)
     if problems:
         raise Refused(problems)
     for start in range(0, len(pending), _EVENT_CHUNK):
-        await messaging.insert_events(conn, pending[start : start + _EVENT_CHUNK], now)
+        messaging.insert_events(conn, pending[start : start + _EVENT_CHUNK], now)
     return summary
 
 
@@ -464,8 +458,8 @@ async def import_upstream(
     )
     try:
 
-        async def tx(conn: aiosqlite.Connection) -> Summary:
-            return await _import(conn, threads, names, skip, utc_now())
+        def tx(conn: sqlite3.Connection) -> Summary:
+            return _import(conn, threads, names, skip, utc_now())
 
         return await store.write(tx)
     finally:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 
 from gateway import metrics
@@ -71,8 +71,8 @@ async def test_a_reply_after_thirty_days_does_not_count(gw: Harness) -> None:
     cid = await gw.conversation(ALICE, BOB, origin="suggestion")
     late = (datetime.now(UTC) + timedelta(days=31)).isoformat(timespec="milliseconds")
 
-    async def tx(conn: aiosqlite.Connection) -> None:
-        await messaging.insert_message(conn, cid, BOB, ALICE, "sorry, late", None, late[:-6] + "Z")
+    def tx(conn: sqlite3.Connection) -> None:
+        messaging.insert_message(conn, cid, BOB, ALICE, "sorry, late", None, late[:-6] + "Z")
 
     await gw.services.store.write(tx)
     row = (await funnel(gw))["suggestion"]
@@ -159,9 +159,9 @@ async def test_delivery_lag_shows_events_not_yet_fanned_out(gw: Harness) -> None
     await s.relay.close()  # nothing hands the event below to the streams any more
     old = (datetime.now(UTC) - timedelta(seconds=30)).isoformat(timespec="milliseconds")
 
-    async def tx(conn: aiosqlite.Connection) -> None:
+    def tx(conn: sqlite3.Connection) -> None:
         event = PendingEvent(ALICE, "read", {"conversation_id": 1})
-        await messaging.insert_events(conn, [event], old.replace("+00:00", "Z"))
+        messaging.insert_events(conn, [event], old.replace("+00:00", "Z"))
 
     await s.store.write(tx)
     assert await metrics.delivery_lag_seconds(s) >= 30

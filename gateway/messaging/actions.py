@@ -1,17 +1,16 @@
 """Domain actions on conversations and messages, the only code that publishes events.
 
 Each action checks what the member may do, writes one transaction through the store's
-writer, and publishes the events that transaction wrote only after it committed. The other
-writers of messaging.db are the moderation actions (`moderation`, `review`, `export`),
-which publish nothing.
+writer (a synchronous function, run on the writer's thread), and publishes the events that
+transaction wrote only after it committed. The other writers of messaging.db are the
+moderation actions (`moderation`, `review`, `export`), which publish nothing.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
-
-import aiosqlite
 
 from gateway.exceptions import (
     Blocked,
@@ -75,10 +74,10 @@ async def _require_messageable(
     return found.member
 
 
-async def _refuse_if_blocked(conn: aiosqlite.Connection, a: int, b: int) -> None:
+def _refuse_if_blocked(conn: sqlite3.Connection, a: int, b: int) -> None:
     # Checked inside the write transaction, so a block committed a moment earlier holds.
     # Visibility is checked first, so a member who cannot see the other learns nothing.
-    if await moderation.blocked_between(conn, a, b):
+    if moderation.blocked_between(conn, a, b):
         raise Blocked()
 
 
@@ -90,20 +89,20 @@ async def start_conversation(
     now = utc_now()
     limit, clock = s.rate_limiter.limit("conversations"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[Conversation, list[Event]] | Decision:
-        await _refuse_if_blocked(conn, me.user_id, peer_id)
+    def tx(conn: sqlite3.Connection) -> tuple[Conversation, list[Event]] | Decision:
+        _refuse_if_blocked(conn, me.user_id, peer_id)
         # Only a first contact is counted: opening the pair's conversation again is free.
-        decision = await buckets.decide(conn, limit, me.user_id, "conversations", clock)
+        decision = buckets.decide(conn, limit, me.user_id, "conversations", clock)
         if decision is not None and not decision.allowed:
-            existing = await messaging.conversation_between(conn, me.user_id, peer_id)
+            existing = messaging.conversation_between_tx(conn, me.user_id, peer_id)
             return decision if existing is None else (existing, [])
-        conversation, created = await messaging.insert_conversation(
+        conversation, created = messaging.insert_conversation(
             conn, me.user_id, peer_id, origin, now
         )
         if not created:
             return conversation, []
-        await buckets.charge(conn, me.user_id, "conversations", decision)
-        await moderation.append_compliance(
+        buckets.charge(conn, me.user_id, "conversations", decision)
+        moderation.append_compliance(
             conn,
             "conversation_created",
             now,
@@ -119,7 +118,7 @@ async def start_conversation(
                 (peer, ConversationView(conversation, me, None, 0, 0)),
             )
         ]
-        return conversation, await messaging.insert_events(conn, pending, now)
+        return conversation, messaging.insert_events(conn, pending, now)
 
     result = await s.store.write(tx)
     if isinstance(result, Decision):
@@ -148,27 +147,25 @@ async def send_message(
     now = utc_now()
     limit, clock = s.rate_limiter.limit("sends"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[Message, list[Event]] | Decision:
-        decision = await buckets.decide(conn, limit, me.user_id, "sends", clock)
+    def tx(conn: sqlite3.Connection) -> tuple[Message, list[Event]] | Decision:
+        decision = buckets.decide(conn, limit, me.user_id, "sends", clock)
         if decision is not None and not decision.allowed:
             # Refused, so nothing is written; but a retry of a stored message is answered as
             # always, neither counted nor refused, so retrying stays safe.
-            stored = client_id and await messaging.message_by_client_id(conn, me.user_id, client_id)
+            stored = client_id and messaging.message_by_client_id_tx(conn, me.user_id, client_id)
             return (stored, []) if stored else decision
-        message = await messaging.insert_message(
+        message = messaging.insert_message(
             conn, conversation_id, me.user_id, peer_id, body, client_id, now
         )
         if message is None:  # a retry, or a block
-            earlier = client_id and await messaging.message_by_client_id(
-                conn, me.user_id, client_id
-            )
+            earlier = client_id and messaging.message_by_client_id_tx(conn, me.user_id, client_id)
             if not earlier:
                 raise Blocked()
             return earlier, []
-        await buckets.charge(conn, me.user_id, "sends", decision)
+        buckets.charge(conn, me.user_id, "sends", decision)
         data = message.to_json()
         pending = [PendingEvent(user, "message", data) for user in (me.user_id, peer_id)]
-        return message, await messaging.insert_events(conn, pending, now)
+        return message, messaging.insert_events(conn, pending, now)
 
     result = await s.store.write(tx)
     if isinstance(result, Decision):
@@ -203,15 +200,15 @@ async def mark_read(s: Services, me: Member, conversation_id: int, message_id: i
         raise MessageNotFound()
     now = utc_now()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[ReadState, list[Event]]:
-        moved = await messaging.advance_read_pointer(conn, conversation_id, me.user_id, message_id)
-        unread, last_read, _ = await messaging.conversation_state(conn, conversation_id, me.user_id)
+    def tx(conn: sqlite3.Connection) -> tuple[ReadState, list[Event]]:
+        moved = messaging.advance_read_pointer(conn, conversation_id, me.user_id, message_id)
+        unread, last_read, _ = messaging.conversation_state_tx(conn, conversation_id, me.user_id)
         state = ReadState(conversation_id, last_read, unread)
         if not moved:
             return state, []
         # Only the reader's own devices hear of it; read receipts are not shared with the peer.
         pending = [PendingEvent(me.user_id, "read", state.to_json())]
-        return state, await messaging.insert_events(conn, pending, now)
+        return state, messaging.insert_events(conn, pending, now)
 
     state, events = await s.store.write(tx)
     s.broadcaster.publish(events)

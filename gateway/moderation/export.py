@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import aiosqlite
 
 from gateway.exceptions import Forbidden, GatewayError, MemberNotFound
 from gateway.messaging.models import Conversation, Member
@@ -161,8 +160,8 @@ class Export:
     async def _complete(self, outcome: str, rows: int, sha256: str) -> None:
         now = utc_now()
 
-        async def tx(conn: aiosqlite.Connection) -> None:
-            await moderation.complete_audit(conn, self.audit_id, outcome, rows, sha256, now)
+        def tx(conn: sqlite3.Connection) -> None:
+            moderation.complete_audit(conn, self.audit_id, outcome, rows, sha256, now)
 
         await self.s.store.write(tx)
 
@@ -234,9 +233,9 @@ async def begin_export(s: Services, me: Member, request: ExportRequest) -> Expor
         },
     }
 
-    async def tx(conn: aiosqlite.Connection) -> int:
-        entry = await moderation.append_audit(conn, me.user_id, "export", member_id, facts, now)
-        await moderation.append_compliance(
+    def tx(conn: sqlite3.Connection) -> int:
+        entry = moderation.append_audit(conn, me.user_id, "export", member_id, facts, now)
+        moderation.append_compliance(
             conn,
             "export",
             now,

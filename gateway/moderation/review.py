@@ -6,10 +6,9 @@ audit entry naming the reports shown.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
-
-import aiosqlite
 
 from gateway.exceptions import (
     AuditEntryNotFound,
@@ -67,8 +66,8 @@ async def reports_queue(
         now = utc_now()
         details = {"status": status, "report_ids": [v.report.id for v in views]}
 
-        async def tx(conn: aiosqlite.Connection) -> None:
-            await moderation.append_audit(conn, me.user_id, "reports_viewed", None, details, now)
+        def tx(conn: sqlite3.Connection) -> None:
+            moderation.append_audit(conn, me.user_id, "reports_viewed", None, details, now)
 
         await s.store.write(tx)
     return views
@@ -78,13 +77,13 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
     await require_moderator(s, me)
     now = utc_now()
 
-    async def tx(conn: aiosqlite.Connection) -> Report:
-        report = await moderation.get_report(conn, report_id)
+    def tx(conn: sqlite3.Connection) -> Report:
+        report = moderation.get_report(conn, report_id)
         if report is None:
             raise ReportNotFound()
-        if not await moderation.resolve_report(conn, report_id, me.user_id, resolution, now):
+        if not moderation.resolve_report(conn, report_id, me.user_id, resolution, now):
             raise ReportAlreadyResolved()
-        await moderation.append_compliance(
+        moderation.append_compliance(
             conn,
             "report_resolved",
             now,
@@ -95,10 +94,10 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
             details={"resolution": resolution},
         )
         details = {"report_id": report_id, "resolution": resolution}
-        await moderation.append_audit(
+        moderation.append_audit(
             conn, me.user_id, "report_resolved", report.reported_id, details, now
         )
-        resolved = await moderation.get_report(conn, report_id)
+        resolved = moderation.get_report(conn, report_id)
         assert resolved is not None
         return resolved
 

@@ -6,9 +6,8 @@ never miss something that happened nor record something that did not.
 
 from __future__ import annotations
 
+import sqlite3
 import time
-
-import aiosqlite
 
 from gateway.exceptions import (
     CannotMessageSelf,
@@ -50,16 +49,16 @@ async def file_report(
     now = utc_now()
     limit, clock = s.rate_limiter.limit("reports"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> tuple[Report, bool] | Decision:
+    def tx(conn: sqlite3.Connection) -> tuple[Report, bool] | Decision:
         # A double click or a retry must not put the same complaint in the queue twice.
-        earlier = await moderation.open_report_like(conn, me.user_id, conversation_id, message_id)
+        earlier = moderation.open_report_like(conn, me.user_id, conversation_id, message_id)
         if earlier is not None:
             return earlier, False  # not counted: nothing new reaches the queue
-        decision = await buckets.decide(conn, limit, me.user_id, "reports", clock)
+        decision = buckets.decide(conn, limit, me.user_id, "reports", clock)
         if decision is not None and not decision.allowed:
             return decision
-        await buckets.charge(conn, me.user_id, "reports", decision)
-        report = await moderation.insert_report(
+        buckets.charge(conn, me.user_id, "reports", decision)
+        report = moderation.insert_report(
             conn,
             conversation_id=conversation_id,
             message_id=message_id,
@@ -69,7 +68,7 @@ async def file_report(
             note=note,
             now=now,
         )
-        await moderation.append_compliance(
+        moderation.append_compliance(
             conn,
             "report_filed",
             now,
@@ -112,15 +111,15 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
     now = utc_now()
     limit, clock = s.rate_limiter.limit("blocks"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> bool | Decision:
-        decision = await buckets.decide(conn, limit, me.user_id, "blocks", clock)
+    def tx(conn: sqlite3.Connection) -> bool | Decision:
+        decision = buckets.decide(conn, limit, me.user_id, "blocks", clock)
         if decision is not None and not decision.allowed:
             # A repeat (the block exists) changes nothing, so it is answered, not refused.
-            return False if await _has_blocked(conn, me, member_id) else decision
-        created = await moderation.insert_block(conn, me.user_id, member_id, now)
+            return False if _has_blocked(conn, me, member_id) else decision
+        created = moderation.insert_block(conn, me.user_id, member_id, now)
         if created:
-            await buckets.charge(conn, me.user_id, "blocks", decision)
-            await moderation.append_compliance(
+            buckets.charge(conn, me.user_id, "blocks", decision)
+            moderation.append_compliance(
                 conn, "block", now, actor_id=me.user_id, subject_id=member_id
             )
         return created
@@ -138,15 +137,15 @@ async def unblock(s: Services, me: Member, member_id: int) -> bool:
     now = utc_now()
     limit, clock = s.rate_limiter.limit("blocks"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> bool | Decision:
-        decision = await buckets.decide(conn, limit, me.user_id, "blocks", clock)
+    def tx(conn: sqlite3.Connection) -> bool | Decision:
+        decision = buckets.decide(conn, limit, me.user_id, "blocks", clock)
         if decision is not None and not decision.allowed:
             # Lifting a block that is not there changes nothing: answered, not refused.
-            return decision if await _has_blocked(conn, me, member_id) else False
-        removed = await moderation.delete_block(conn, me.user_id, member_id)
+            return decision if _has_blocked(conn, me, member_id) else False
+        removed = moderation.delete_block(conn, me.user_id, member_id)
         if removed:
-            await buckets.charge(conn, me.user_id, "blocks", decision)
-            await moderation.append_compliance(
+            buckets.charge(conn, me.user_id, "blocks", decision)
+            moderation.append_compliance(
                 conn, "unblock", now, actor_id=me.user_id, subject_id=member_id
             )
         return removed
@@ -157,8 +156,8 @@ async def unblock(s: Services, me: Member, member_id: int) -> bool:
     return removed
 
 
-async def _has_blocked(conn: aiosqlite.Connection, me: Member, member_id: int) -> bool:
-    return any(b.blocked_id == member_id for b in await moderation.blocks_by(conn, me.user_id))
+def _has_blocked(conn: sqlite3.Connection, me: Member, member_id: int) -> bool:
+    return any(b.blocked_id == member_id for b in moderation.blocks_by_tx(conn, me.user_id))
 
 
 async def blocks(s: Services, me: Member) -> list[tuple[Block, Member]]:
@@ -177,14 +176,12 @@ async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -
     now = utc_now()
     limit, clock = s.rate_limiter.limit("intents"), time.time()
 
-    async def tx(conn: aiosqlite.Connection) -> int | Decision:
-        decision = await buckets.decide(conn, limit, me.user_id, "intents", clock)
+    def tx(conn: sqlite3.Connection) -> int | Decision:
+        decision = buckets.decide(conn, limit, me.user_id, "intents", clock)
         if decision is not None and not decision.allowed:
             return decision
-        await buckets.charge(conn, me.user_id, "intents", decision)
-        return await moderation.insert_intent(
-            conn, me.user_id, peer_id, origin.type, origin.ref, now
-        )
+        buckets.charge(conn, me.user_id, "intents", decision)
+        return moderation.insert_intent(conn, me.user_id, peer_id, origin.type, origin.ref, now)
 
     result = await s.store.write(tx)
     if isinstance(result, Decision):

@@ -1,19 +1,25 @@
-"""SQLite connections: one writer task that owns the only write connection, and read pools.
+"""SQLite connections: one writer thread that owns the only write connection, and read pools.
 
-The writer runs whole transactions handed to it as async callables. Transactions that arrive
-while another batch is committing are run together in one transaction and committed with one
-fsync: under load, many sends cost one disk flush. If one of them raises, the batch is rolled
-back and each is run again alone, so a refusal never undoes a batch-mate's write. A
-callable's result is returned only after its COMMIT succeeded, so callers can publish what
-they wrote. Reads use their own connections (WAL), so they never wait behind a write.
+The writer is a thread of its own holding a plain `sqlite3.Connection`, and runs whole
+transactions handed to it as synchronous functions of that connection. Transactions that
+arrive while another batch is committing are run together in one transaction and committed
+with one fsync: under load, many sends cost one disk flush. A batch is one hand-over to the
+thread (lock, BEGIN, every function, COMMIT, unlock) and one back to the event loop, however
+many statements it runs. If one of them raises, the batch is rolled back and each is run
+again alone, so a refusal never undoes a batch-mate's write. A function's result is returned
+only after its COMMIT succeeded, so callers can publish what they wrote. Reads use their own
+aiosqlite connections (WAL), so they never wait behind a write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import queue
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,9 +28,11 @@ import aiosqlite
 
 from gateway.exceptions import Unavailable
 from gateway.store.process_lock import ProcessLock
+from gateway.store.schema import migrate
 
 T = TypeVar("T")
-Transaction = Callable[[aiosqlite.Connection], Awaitable[T]]
+# A write transaction: runs on the writer's thread, so it must not touch the event loop.
+Transaction = Callable[[sqlite3.Connection], T]
 
 log = logging.getLogger(__name__)
 
@@ -42,119 +50,174 @@ async def connect(
     return conn
 
 
-class Writer:
-    """The single owner of a database's write connection."""
+def connect_writer(path: Path, synchronous: str) -> sqlite3.Connection:
+    """The write connection, migrated; to be created (and used) on the writer's thread."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
-    def __init__(self, conn: aiosqlite.Connection, batch_size: int, lock: ProcessLock) -> None:
-        self._conn = conn
+
+_Job = tuple[Transaction[Any], "asyncio.Future[Any]"]
+_Outcome = tuple[bool, Any]
+
+
+class Writer:
+    """The single owner of a database's write connection, on a thread of its own."""
+
+    def __init__(self, path: Path, *, synchronous: str, batch_size: int, lock: ProcessLock) -> None:
+        self._path = path
+        self._synchronous = synchronous
         self._batch_size = batch_size
         self._lock = lock
-        self._jobs: asyncio.Queue[tuple[Transaction[Any], asyncio.Future[Any]] | None] = (
-            asyncio.Queue()
-        )
-        self._task: asyncio.Task[None] | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sqlite-writer")
+    async def start(self) -> None:
+        """Open (and migrate) the write connection on the writer's thread."""
+        self._loop = asyncio.get_running_loop()
+        ready: concurrent.futures.Future[sqlite3.Connection] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        try:
+            await asyncio.wrap_future(ready)
+        except BaseException:
+            self._thread = None
+            raise
 
     async def transaction(self, tx: Transaction[T]) -> T:
         """Run `tx` in a write transaction; returns once it is committed."""
-        if self._closing or self._task is None:
+        if self._closing or self._thread is None or self._loop is None:
             raise Unavailable()
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put_nowait((tx, future))
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put((tx, future))
         return await future
 
     async def close(self) -> None:
         self._closing = True
-        if self._task is not None:
-            self._jobs.put_nowait(None)
-            await self._task
-        await self._conn.close()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)  # after every job already queued
+            await asyncio.to_thread(thread.join)
         self._lock.close()
 
-    async def _run(self) -> None:
-        while True:
-            job = await self._jobs.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < self._batch_size and not self._jobs.empty():
-                next_job = self._jobs.get_nowait()
-                if next_job is None:
-                    self._jobs.put_nowait(None)  # finish this batch, then stop
-                    break
-                batch.append(next_job)
-            try:
-                await self._commit(batch)
-            except Exception:
-                # The writer must outlive any one batch, or every later write would hang.
-                log.exception("write batch of %d jobs failed", len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(Unavailable())
+    # On the writer's thread.
 
-    async def _commit(self, batch: list[tuple[Transaction[Any], asyncio.Future[Any]]]) -> None:
+    def _serve(self, ready: concurrent.futures.Future[sqlite3.Connection]) -> None:
+        try:
+            conn = connect_writer(self._path, self._synchronous)
+        except BaseException as error:
+            ready.set_exception(error)
+            return
+        ready.set_result(conn)
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._run(conn, batch)
+        finally:
+            conn.close()
+
+    def _next_batch(self) -> list[_Job] | None:
+        job = self._jobs.get()
+        if job is None:
+            return None
+        batch = [job]
+        while len(batch) < self._batch_size:
+            try:
+                next_job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if next_job is None:
+                self._jobs.put(None)  # finish this batch, then stop
+                break
+            batch.append(next_job)
+        return batch
+
+    def _run(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         # A caller that gave up before its turn (client went away) gets nothing written.
         batch = [(tx, future) for tx, future in batch if not future.done()]
         if not batch:
             return
         try:
-            outcomes = await self._together([tx for tx, _ in batch])
+            outcomes = self._commit(conn, [tx for tx, _ in batch])
+        except Exception:
+            # The writer must outlive any one batch, or every later write would hang.
+            log.exception("write batch of %d jobs failed", len(batch))
+            outcomes = [(False, Unavailable())] * len(batch)
+        assert self._loop is not None
+        try:
+            # One wake-up of the event loop for the whole batch.
+            self._loop.call_soon_threadsafe(_settle, [f for _, f in batch], outcomes)
+        except RuntimeError:  # the event loop is gone: nobody is waiting any more
+            log.warning("write batch of %d jobs finished after its event loop", len(batch))
+
+    def _commit(self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]) -> list[_Outcome]:
+        try:
+            return self._together(conn, jobs)
         except _JobFailed:
             # Rare: one transaction refused (e.g. a block). Its batch-mates were rolled back
             # with it, so each runs again on its own and only the refused one fails.
-            outcomes = [await self._alone(tx) for tx, _ in batch]
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            return [self._together(conn, [tx])[0] for tx in jobs]
 
-    async def _together(self, jobs: list[Transaction[Any]]) -> list[tuple[bool, Any]]:
+    def _together(self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]) -> list[_Outcome]:
         """Every job in one transaction and one fsync; no savepoints, as failures are rare."""
-        await self._lock.acquire()
+        self._lock.acquire()  # blocking is fine: this thread does nothing else meanwhile
         try:
-            return await self._in_transaction(jobs)
+            return self._in_transaction(conn, jobs)
         finally:
             self._lock.release()
 
-    async def _in_transaction(self, jobs: list[Transaction[Any]]) -> list[tuple[bool, Any]]:
+    def _in_transaction(
+        self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]
+    ) -> list[_Outcome]:
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
             log.exception("could not start a write transaction")
             return [(False, Unavailable())] * len(jobs)
-        results = []
+        results: list[_Outcome] = []
         for tx in jobs:
             try:
-                results.append((True, await tx(self._conn)))
+                results.append((True, tx(conn)))
             except Exception as error:
-                await self._rollback()
+                _rollback(conn)
                 if len(jobs) == 1:
                     return [(False, error)]
                 raise _JobFailed from error
-        return await self._finish(results)
-
-    async def _alone(self, tx: Transaction[Any]) -> tuple[bool, Any]:
-        return (await self._together([tx]))[0]
-
-    async def _finish(self, results: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
         try:
-            await self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
         except sqlite3.Error:
             # Disk full, I/O error: nothing of this batch is durable, so nobody hears success.
             log.exception("write transaction of %d jobs failed to commit", len(results))
-            await self._rollback()
+            _rollback(conn)
             return [(False, Unavailable())] * len(results)
         return results
 
-    async def _rollback(self) -> None:
-        if self._conn.in_transaction:
-            await self._conn.execute("ROLLBACK")
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _settle(futures: list[asyncio.Future[Any]], outcomes: list[_Outcome]) -> None:
+    for future, (ok, value) in zip(futures, outcomes, strict=True):
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class _JobFailed(Exception):

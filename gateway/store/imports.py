@@ -3,12 +3,15 @@
 Two databases: WhiteBalloon's own `messages.db` ("upstream"), only ever opened read-only
 (`mode=ro`), and messaging.db, where the `imported_threads` and `imported_messages` tables
 (migration 5) remember what was brought in so that a re-run brings nothing in twice.
-Functions on messaging.db take a connection of the store's writer, inside one transaction.
+Functions on messaging.db that the import makes are synchronous functions of the store
+writer's `sqlite3.Connection`, run inside its one transaction; reads of the upstream file
+(and of what was imported, for old links) are async, on aiosqlite connections.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from gateway.store.connections import connect
-from gateway.store.rows import change, fetch_all, fetch_one
+from gateway.store.rows import change_tx, fetch_all, fetch_all_tx, fetch_one, fetch_one_tx
 
 # The upstream tables and the columns the importer reads from each (app/modules/messaging).
 UPSTREAM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -119,15 +122,15 @@ async def read_upstream(conn: aiosqlite.Connection) -> Upstream:
 # messaging.db: what was imported before.
 
 
-async def imported_threads(conn: aiosqlite.Connection) -> dict[int, int]:
+def imported_threads(conn: sqlite3.Connection) -> dict[int, int]:
     """Upstream thread id -> the conversation it was imported into."""
-    rows = await fetch_all(conn, "SELECT upstream_thread_id, conversation_id FROM imported_threads")
+    rows = fetch_all_tx(conn, "SELECT upstream_thread_id, conversation_id FROM imported_threads")
     return {row[0]: row[1] for row in rows}
 
 
-async def imported_messages(conn: aiosqlite.Connection) -> dict[int, int]:
+def imported_messages(conn: sqlite3.Connection) -> dict[int, int]:
     """Upstream message id -> the gateway message it became."""
-    rows = await fetch_all(conn, "SELECT upstream_message_id, message_id FROM imported_messages")
+    rows = fetch_all_tx(conn, "SELECT upstream_message_id, message_id FROM imported_messages")
     return {row[0]: row[1] for row in rows}
 
 
@@ -153,8 +156,8 @@ class History:
     newest_at: str | None
 
 
-async def conversation_history(conn: aiosqlite.Connection, conversation_id: int) -> History:
-    row = await fetch_one(
+def conversation_history(conn: sqlite3.Connection, conversation_id: int) -> History:
+    row = fetch_one_tx(
         conn,
         """
         SELECT count(*),
@@ -173,10 +176,10 @@ async def conversation_history(conn: aiosqlite.Connection, conversation_id: int)
 # messaging.db: recording an import.
 
 
-async def record_imported_thread(
-    conn: aiosqlite.Connection, upstream_thread_id: int, conversation_id: int, now: str
+def record_imported_thread(
+    conn: sqlite3.Connection, upstream_thread_id: int, conversation_id: int, now: str
 ) -> None:
-    await change(
+    change_tx(
         conn,
         "INSERT INTO imported_threads (upstream_thread_id, conversation_id, imported_at) "
         "VALUES (?, ?, ?)",
@@ -192,8 +195,8 @@ class ImportedMessage:
     created_at: str  # in the gateway's format (gateway/timestamps.py)
 
 
-async def insert_imported_messages(
-    conn: aiosqlite.Connection,
+def insert_imported_messages(
+    conn: sqlite3.Connection,
     conversation_id: int,
     upstream_thread_id: int,
     messages: Sequence[ImportedMessage],
@@ -208,7 +211,7 @@ async def insert_imported_messages(
     ids: list[int] = []
     for start in range(0, len(messages), _CHUNK):
         chunk = messages[start : start + _CHUNK]
-        _, last_id = await change(
+        _, last_id = change_tx(
             conn,
             "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
             "VALUES " + ", ".join(["(?, ?, ?, NULL, ?)"] * len(chunk)),
@@ -216,7 +219,7 @@ async def insert_imported_messages(
         )
         # One statement inside the write lock: AUTOINCREMENT gives its rows consecutive ids.
         chunk_ids = list(range(last_id - len(chunk) + 1, last_id + 1))
-        await change(
+        change_tx(
             conn,
             "INSERT INTO imported_messages (upstream_message_id, message_id, "
             "upstream_thread_id, imported_at) VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),

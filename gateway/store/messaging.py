@@ -1,8 +1,10 @@
 """Every SQL statement on messaging.db's conversations, messages, read pointers and events.
 
-Functions take a connection: reads get one from the read pool, writes run inside a
-transaction of the writer (see `connections.Writer`), so an action can compose several
-of them into one atomic change.
+Functions take a connection: reads are async functions of an aiosqlite connection from the
+read pool; writes are synchronous functions of the writer's `sqlite3.Connection`, run
+inside a transaction on the writer's thread (see `connections.Writer`), so an action can
+compose several of them into one atomic change. A read a write transaction also needs has
+a synchronous twin, `*_tx`, with the same SQL text and row mapper.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from gateway.store.rows import (
     BLOCK_BETWEEN,
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
-    change,
+    change_tx,
     conversation_from_row,
     fetch_all,
+    fetch_all_tx,
     fetch_one,
+    fetch_one_tx,
     message_from_row,
 )
 
@@ -35,28 +39,41 @@ def _event(row: sqlite3.Row) -> Event:
 # Conversations
 
 
-async def get_conversation(conn: aiosqlite.Connection, conversation_id: int) -> Conversation | None:
-    row = await fetch_one(
-        conn, f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
-    )
+_GET_CONVERSATION = f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
+_CONVERSATION_BETWEEN = (
+    f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE member_low = ? AND member_high = ?"
+)
+
+
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return min(a, b), max(a, b)
+
+
+def _conversation_or_none(row: sqlite3.Row | None) -> Conversation | None:
     return conversation_from_row(row) if row else None
+
+
+async def get_conversation(conn: aiosqlite.Connection, conversation_id: int) -> Conversation | None:
+    return _conversation_or_none(await fetch_one(conn, _GET_CONVERSATION, (conversation_id,)))
+
+
+def get_conversation_tx(conn: sqlite3.Connection, conversation_id: int) -> Conversation | None:
+    return _conversation_or_none(fetch_one_tx(conn, _GET_CONVERSATION, (conversation_id,)))
 
 
 async def conversation_between(conn: aiosqlite.Connection, a: int, b: int) -> Conversation | None:
-    row = await fetch_one(
-        conn,
-        f"SELECT {CONVERSATION_COLUMNS} FROM conversations "
-        "WHERE member_low = ? AND member_high = ?",
-        (min(a, b), max(a, b)),
-    )
-    return conversation_from_row(row) if row else None
+    return _conversation_or_none(await fetch_one(conn, _CONVERSATION_BETWEEN, _pair(a, b)))
 
 
-async def insert_conversation(
-    conn: aiosqlite.Connection, creator: int, peer: int, origin: Origin, now: str
+def conversation_between_tx(conn: sqlite3.Connection, a: int, b: int) -> Conversation | None:
+    return _conversation_or_none(fetch_one_tx(conn, _CONVERSATION_BETWEEN, _pair(a, b)))
+
+
+def insert_conversation(
+    conn: sqlite3.Connection, creator: int, peer: int, origin: Origin, now: str
 ) -> tuple[Conversation, bool]:
     """The pair's conversation and whether this call created it (one row per pair)."""
-    changed, _ = await change(
+    changed, _ = change_tx(
         conn,
         "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
         "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -64,7 +81,7 @@ async def insert_conversation(
         (min(creator, peer), max(creator, peer), creator, origin.type, origin.ref, now, now),
     )
     created = changed == 1
-    conversation = await conversation_between(conn, creator, peer)
+    conversation = conversation_between_tx(conn, creator, peer)
     assert conversation is not None
     return conversation, created
 
@@ -93,25 +110,35 @@ async def inbox(
     return [(conversation_from_row(r), r["unread"], r["last_read"], r["last_id"]) for r in rows]
 
 
+_CONVERSATION_STATE = """
+    SELECT COALESCE(rp.message_id, 0) AS last_read,
+           (SELECT count(*) FROM messages m
+             WHERE m.conversation_id = :c AND m.id > COALESCE(rp.message_id, 0)
+               AND m.sender_id != :me) AS unread,
+           (SELECT max(m.id) FROM messages m WHERE m.conversation_id = :c) AS last_id
+      FROM (SELECT 1) LEFT JOIN read_pointers rp
+        ON rp.conversation_id = :c AND rp.user_id = :me
+"""
+
+
+def _state(row: sqlite3.Row | None) -> tuple[int, int, int | None]:
+    assert row is not None
+    return row["unread"], row["last_read"], row["last_id"]
+
+
 async def conversation_state(
     conn: aiosqlite.Connection, conversation_id: int, user_id: int
 ) -> tuple[int, int, int | None]:
     """(unread count, read pointer, last message id) of one conversation for one member."""
-    row = await fetch_one(
-        conn,
-        """
-        SELECT COALESCE(rp.message_id, 0) AS last_read,
-               (SELECT count(*) FROM messages m
-                 WHERE m.conversation_id = :c AND m.id > COALESCE(rp.message_id, 0)
-                   AND m.sender_id != :me) AS unread,
-               (SELECT max(m.id) FROM messages m WHERE m.conversation_id = :c) AS last_id
-          FROM (SELECT 1) LEFT JOIN read_pointers rp
-            ON rp.conversation_id = :c AND rp.user_id = :me
-        """,
-        {"c": conversation_id, "me": user_id},  # type: ignore[arg-type]
-    )
-    assert row is not None
-    return row["unread"], row["last_read"], row["last_id"]
+    params = {"c": conversation_id, "me": user_id}
+    return _state(await fetch_one(conn, _CONVERSATION_STATE, params))  # type: ignore[arg-type]
+
+
+def conversation_state_tx(
+    conn: sqlite3.Connection, conversation_id: int, user_id: int
+) -> tuple[int, int, int | None]:
+    params = {"c": conversation_id, "me": user_id}
+    return _state(fetch_one_tx(conn, _CONVERSATION_STATE, params))  # type: ignore[arg-type]
 
 
 async def unread_total(conn: aiosqlite.Connection, user_id: int) -> int:
@@ -132,20 +159,34 @@ async def unread_total(conn: aiosqlite.Connection, user_id: int) -> int:
 # Messages
 
 
+def _messages_by_id_sql(count: int) -> str:
+    return f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * count)})"
+
+
+def _by_id(rows: list[sqlite3.Row]) -> dict[int, Message]:
+    return {row["id"]: message_from_row(row) for row in rows}
+
+
 async def messages_by_id(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, Message]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = await fetch_all(
-        conn,
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(wanted))})",
-        wanted,
-    )
-    return {row["id"]: message_from_row(row) for row in rows}
+    return _by_id(await fetch_all(conn, _messages_by_id_sql(len(wanted)), wanted))
+
+
+def messages_by_id_tx(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, Message]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return _by_id(fetch_all_tx(conn, _messages_by_id_sql(len(wanted)), wanted))
 
 
 async def get_message(conn: aiosqlite.Connection, message_id: int) -> Message | None:
     return (await messages_by_id(conn, [message_id])).get(message_id)
+
+
+def get_message_tx(conn: sqlite3.Connection, message_id: int) -> Message | None:
+    return messages_by_id_tx(conn, [message_id]).get(message_id)
 
 
 async def page_of_messages(
@@ -183,19 +224,27 @@ async def page_of_messages(
     return messages, has_more
 
 
+_MESSAGE_BY_CLIENT_ID = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
+)
+
+
 async def message_by_client_id(
     conn: aiosqlite.Connection, sender_id: int, client_id: str
 ) -> Message | None:
-    row = await fetch_one(
-        conn,
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?",
-        (sender_id, client_id),
-    )
+    row = await fetch_one(conn, _MESSAGE_BY_CLIENT_ID, (sender_id, client_id))
     return message_from_row(row) if row else None
 
 
-async def insert_message(
-    conn: aiosqlite.Connection,
+def message_by_client_id_tx(
+    conn: sqlite3.Connection, sender_id: int, client_id: str
+) -> Message | None:
+    row = fetch_one_tx(conn, _MESSAGE_BY_CLIENT_ID, (sender_id, client_id))
+    return message_from_row(row) if row else None
+
+
+def insert_message(
+    conn: sqlite3.Connection,
     conversation_id: int,
     sender_id: int,
     recipient_id: int,
@@ -205,10 +254,10 @@ async def insert_message(
 ) -> Message | None:
     """Store a message; None when either member blocked the other or `client_id` was used.
 
-    One statement, because each is a round trip while the write lock is held. A trigger
-    (migration 3) moves the conversation's `updated_at` along with it.
+    One statement, the block check folded in. A trigger (migration 3) moves the
+    conversation's `updated_at` along with it.
     """
-    changed, message_id = await change(
+    changed, message_id = change_tx(
         conn,
         "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
         f"SELECT ?, ?, ?, ?, ? WHERE NOT {BLOCK_BETWEEN} ON CONFLICT DO NOTHING",
@@ -225,11 +274,11 @@ async def insert_message(
 # Read pointers
 
 
-async def advance_read_pointer(
-    conn: aiosqlite.Connection, conversation_id: int, user_id: int, message_id: int
+def advance_read_pointer(
+    conn: sqlite3.Connection, conversation_id: int, user_id: int, message_id: int
 ) -> bool:
     """Move the pointer forward only; returns whether it moved."""
-    changed, _ = await change(
+    changed, _ = change_tx(
         conn,
         "INSERT INTO read_pointers (conversation_id, user_id, message_id) VALUES (?, ?, ?) "
         "ON CONFLICT (conversation_id, user_id) DO UPDATE SET message_id = excluded.message_id "
@@ -242,13 +291,13 @@ async def advance_read_pointer(
 # Events
 
 
-async def insert_events(
-    conn: aiosqlite.Connection, pending: Sequence[PendingEvent], now: str
+def insert_events(
+    conn: sqlite3.Connection, pending: Sequence[PendingEvent], now: str
 ) -> list[Event]:
     if not pending:
         return []
     encoded = [json.dumps(item.data, separators=(",", ":"), ensure_ascii=False) for item in pending]
-    _, last_id = await change(
+    _, last_id = change_tx(
         conn,
         "INSERT INTO events (user_id, type, data, created_at) VALUES "
         + ", ".join(["(?, ?, ?, ?)"] * len(pending)),
@@ -287,10 +336,10 @@ async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int)
     return [_event(row) for row in rows]
 
 
-async def prune_events(conn: aiosqlite.Connection, older_than: str, batch: int) -> int:
+def prune_events(conn: sqlite3.Connection, older_than: str, batch: int) -> int:
     """Delete up to `batch` of the oldest events created before `older_than`."""
     # Ids grow with time, so walking from the oldest id finds old events without an index.
-    deleted, _ = await change(
+    deleted, _ = change_tx(
         conn,
         "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) "
         "AND created_at < ?",

@@ -1,7 +1,9 @@
 """Every SQL statement on reports, blocks, intents, the compliance log and the audit log.
 
-Like `messaging`, functions take a connection: writes run inside the writer's transaction so
-an action can log what it did atomically with doing it. The export's paging queries live in
+Like `messaging`, functions take a connection: reads are async functions of an aiosqlite
+read connection; writes (and the reads a write transaction makes) are synchronous functions
+of the writer's `sqlite3.Connection`, run inside the writer's transaction so an action can
+log what it did atomically with doing it. The export's paging queries live in
 `exports`, the operators' and admins' counts in `metrics`.
 """
 
@@ -28,9 +30,11 @@ from gateway.moderation.models import (
 from gateway.store.rows import (
     BLOCK_BETWEEN,
     MESSAGE_COLUMNS,
-    change,
+    change_tx,
     fetch_all,
+    fetch_all_tx,
     fetch_one,
+    fetch_one_tx,
     message_from_row,
 )
 
@@ -96,21 +100,21 @@ def _compliance(row: sqlite3.Row) -> ComplianceEntry:
     )
 
 
-async def _insert(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    _, row_id = await change(conn, sql, params)
+def _insert(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    _, row_id = change_tx(conn, sql, params)
     return row_id
 
 
-async def _changed(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> bool:
-    rows, _ = await change(conn, sql, params)
+def _changed(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    rows, _ = change_tx(conn, sql, params)
     return rows > 0
 
 
 # The compliance log
 
 
-async def append_compliance(
-    conn: aiosqlite.Connection,
+def append_compliance(
+    conn: sqlite3.Connection,
     kind: ComplianceKind,
     now: str,
     *,
@@ -120,7 +124,7 @@ async def append_compliance(
     report_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> int:
-    return await _insert(
+    return _insert(
         conn,
         "INSERT INTO compliance_log (kind, actor_id, subject_id, conversation_id, report_id, "
         "details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -143,15 +147,15 @@ async def compliance_entries(
 # The audit log
 
 
-async def append_audit(
-    conn: aiosqlite.Connection,
+def append_audit(
+    conn: sqlite3.Connection,
     actor_id: int,
     action: AuditAction,
     member_id: int | None,
     details: dict[str, Any],
     now: str,
 ) -> AuditEntry:
-    audit_id = await _insert(
+    audit_id = _insert(
         conn,
         "INSERT INTO audit_log (actor_id, action, member_id, details, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -160,11 +164,11 @@ async def append_audit(
     return AuditEntry(audit_id, actor_id, action, member_id, _json(details), now, *(None,) * 4)
 
 
-async def complete_audit(
-    conn: aiosqlite.Connection, audit_id: int, outcome: str, rows: int, sha256: str, now: str
+def complete_audit(
+    conn: sqlite3.Connection, audit_id: int, outcome: str, rows: int, sha256: str, now: str
 ) -> None:
     # The table's trigger refuses a second completion or any other change.
-    await conn.execute(
+    conn.execute(
         "UPDATE audit_log SET outcome = ?, row_count = ?, sha256 = ?, completed_at = ? "
         "WHERE id = ?",
         (outcome, rows, sha256, now, audit_id),
@@ -190,8 +194,8 @@ async def audit_entries(
 # Reports
 
 
-async def insert_report(
-    conn: aiosqlite.Connection,
+def insert_report(
+    conn: sqlite3.Connection,
     *,
     conversation_id: int,
     message_id: int | None,
@@ -201,33 +205,33 @@ async def insert_report(
     note: str,
     now: str,
 ) -> Report:
-    newest = await fetch_one(
+    newest = fetch_one_tx(
         conn,
         "SELECT COALESCE(max(id), 0) FROM messages WHERE conversation_id = ?",
         (conversation_id,),
     )
     context_until = int(newest[0]) if newest else 0
-    report_id = await _insert(
+    report_id = _insert(
         conn,
         "INSERT INTO reports (conversation_id, message_id, reporter_id, reported_id, "
         "context_until_id, category, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (conversation_id, message_id, reporter_id, reported_id, context_until, category, note, now),
     )
-    report = await get_report(conn, report_id)
+    report = get_report(conn, report_id)
     assert report is not None
     return report
 
 
-async def get_report(conn: aiosqlite.Connection, report_id: int) -> Report | None:
-    row = await fetch_one(conn, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
+def get_report(conn: sqlite3.Connection, report_id: int) -> Report | None:
+    row = fetch_one_tx(conn, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
     return _report(row) if row else None
 
 
-async def open_report_like(
-    conn: aiosqlite.Connection, reporter_id: int, conversation_id: int, message_id: int | None
+def open_report_like(
+    conn: sqlite3.Connection, reporter_id: int, conversation_id: int, message_id: int | None
 ) -> Report | None:
     """The reporter's open report of the same message (or conversation), if any."""
-    row = await fetch_one(
+    row = fetch_one_tx(
         conn,
         f"SELECT {_REPORT_COLUMNS} FROM reports WHERE conversation_id = ? AND reporter_id = ? "
         "AND message_id IS ? AND status = 'open'",
@@ -255,11 +259,11 @@ async def reports_page(
     return [_report(row) for row in rows]
 
 
-async def resolve_report(
-    conn: aiosqlite.Connection, report_id: int, moderator_id: int, resolution: str, now: str
+def resolve_report(
+    conn: sqlite3.Connection, report_id: int, moderator_id: int, resolution: str, now: str
 ) -> bool:
     """Resolve an open report; False when it was already resolved."""
-    return await _changed(
+    return _changed(
         conn,
         "UPDATE reports SET status = 'resolved', resolved_by = ?, resolution = ?, "
         "resolved_at = ? WHERE id = ? AND status = 'open'",
@@ -317,9 +321,9 @@ async def open_report_count(conn: aiosqlite.Connection) -> int:
 # Blocks
 
 
-async def insert_block(conn: aiosqlite.Connection, blocker: int, blocked: int, now: str) -> bool:
+def insert_block(conn: sqlite3.Connection, blocker: int, blocked: int, now: str) -> bool:
     """Whether this call created the block (False: it already existed)."""
-    return await _changed(
+    return _changed(
         conn,
         "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?) "
         "ON CONFLICT DO NOTHING",
@@ -327,40 +331,48 @@ async def insert_block(conn: aiosqlite.Connection, blocker: int, blocked: int, n
     )
 
 
-async def delete_block(conn: aiosqlite.Connection, blocker: int, blocked: int) -> bool:
-    return await _changed(
+def delete_block(conn: sqlite3.Connection, blocker: int, blocked: int) -> bool:
+    return _changed(
         conn, "DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?", (blocker, blocked)
     )
 
 
-async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
-    rows = await fetch_all(
-        conn,
-        "SELECT blocker_id, blocked_id, created_at FROM blocks WHERE blocker_id = ? "
-        "ORDER BY created_at DESC, blocked_id",
-        (blocker,),
-    )
+_BLOCKS_BY = (
+    "SELECT blocker_id, blocked_id, created_at FROM blocks WHERE blocker_id = ? "
+    "ORDER BY created_at DESC, blocked_id"
+)
+
+
+def _blocks(rows: list[sqlite3.Row]) -> list[Block]:
     return [Block(row["blocker_id"], row["blocked_id"], row["created_at"]) for row in rows]
 
 
-async def blocked_between(conn: aiosqlite.Connection, a: int, b: int) -> bool:
+async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
+    return _blocks(await fetch_all(conn, _BLOCKS_BY, (blocker,)))
+
+
+def blocks_by_tx(conn: sqlite3.Connection, blocker: int) -> list[Block]:
+    return _blocks(fetch_all_tx(conn, _BLOCKS_BY, (blocker,)))
+
+
+def blocked_between(conn: sqlite3.Connection, a: int, b: int) -> bool:
     """Whether either member blocked the other."""
-    row = await fetch_one(conn, f"SELECT {BLOCK_BETWEEN}", (a, b, b, a))
+    row = fetch_one_tx(conn, f"SELECT {BLOCK_BETWEEN}", (a, b, b, a))
     return row is not None and bool(row[0])
 
 
 # Introduction intents
 
 
-async def insert_intent(
-    conn: aiosqlite.Connection,
+def insert_intent(
+    conn: sqlite3.Connection,
     user_id: int,
     peer_id: int,
     origin_type: str,
     origin_ref: str | None,
     now: str,
 ) -> int:
-    return await _insert(
+    return _insert(
         conn,
         "INSERT INTO intents (user_id, peer_id, origin_type, origin_ref, created_at) "
         "VALUES (?, ?, ?, ?, ?)",

@@ -8,7 +8,6 @@ the waiter wakes the moment the holder releases it.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 from pathlib import Path
@@ -19,12 +18,10 @@ class ProcessLock:
         # Each process opens its own descriptor: flock excludes other open file descriptions.
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    async def acquire(self) -> None:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # Wait in a thread so the event loop keeps serving while another worker writes.
-            await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
+    def acquire(self) -> None:
+        """Block until this process holds the lock: called on the writer's own thread, so
+        the event loop keeps serving while another worker writes."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -1,20 +1,21 @@
 """Every SQL statement on messaging.db's rate-limit buckets (`rate_buckets`).
 
-`decide` and `charge` run inside an action's write transaction, so the token an action
-takes is committed with the action's own rows or not at all, and every worker sharing the
-database sees the same bucket. The arithmetic is `gateway.rate_limits`'s.
+`decide` and `charge` run inside an action's write transaction (synchronous functions of
+the writer's connection), so the token an action takes is committed with the action's own
+rows or not at all, and every worker sharing the database sees the same bucket. The
+arithmetic is `gateway.rate_limits`'s.
 """
 
 from __future__ import annotations
 
-import aiosqlite
+import sqlite3
 
 from gateway.rate_limits import Bucket, Decision, RateAction, RateLimit, take
-from gateway.store.rows import change, fetch_one
+from gateway.store.rows import change_tx, fetch_one_tx
 
 
-async def bucket(conn: aiosqlite.Connection, member_id: int, action: RateAction) -> Bucket | None:
-    row = await fetch_one(
+def bucket(conn: sqlite3.Connection, member_id: int, action: RateAction) -> Bucket | None:
+    row = fetch_one_tx(
         conn,
         "SELECT tokens, updated_at FROM rate_buckets WHERE member_id = ? AND action = ?",
         (member_id, action),
@@ -22,8 +23,8 @@ async def bucket(conn: aiosqlite.Connection, member_id: int, action: RateAction)
     return Bucket(row["tokens"], row["updated_at"]) if row else None
 
 
-async def decide(
-    conn: aiosqlite.Connection,
+def decide(
+    conn: sqlite3.Connection,
     limit: RateLimit | None,
     member_id: int,
     action: RateAction,
@@ -34,17 +35,17 @@ async def decide(
     writes nothing at all, so it need not roll back (which would split the writer's batch)."""
     if limit is None:
         return None
-    return take(limit, await bucket(conn, member_id, action), now)
+    return take(limit, bucket(conn, member_id, action), now)
 
 
-async def charge(
-    conn: aiosqlite.Connection, member_id: int, action: RateAction, decision: Decision | None
+def charge(
+    conn: sqlite3.Connection, member_id: int, action: RateAction, decision: Decision | None
 ) -> None:
     """Take the token of an allowed `decision` (nothing when the limit is off)."""
     if decision is None:
         return
     assert decision.allowed
-    await change(
+    change_tx(
         conn,
         "INSERT INTO rate_buckets (member_id, action, tokens, updated_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (member_id, action) DO UPDATE "

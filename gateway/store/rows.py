@@ -1,5 +1,11 @@
 """What every SQL module of the store shares: running one statement, and turning rows into
-the models that several tables' queries return."""
+the models that several tables' queries return.
+
+Two runners of each kind: `fetch_all`, `fetch_one` and `change` are async, for reads on an
+aiosqlite connection of a read pool; `fetch_all_tx`, `fetch_one_tx` and `change_tx` are
+their synchronous twins, for a write transaction on the writer's own `sqlite3.Connection`
+(see `connections.Writer`). A query needed by both keeps one SQL text and one row mapper.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +48,25 @@ async def change(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) ->
     """(rows changed, last inserted rowid) of one statement."""
     cursor = await conn.execute(sql, params)
     # Not closed: closing is another round trip, and a finished statement holds nothing.
+    return cursor.rowcount, cursor.lastrowid or 0
+
+
+def fetch_all_tx(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()
+) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
+
+
+def fetch_one_tx(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()
+) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+    return row
+
+
+def change_tx(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[int, int]:
+    """(rows changed, last inserted rowid) of one statement."""
+    cursor = conn.execute(sql, params)
     return cursor.rowcount, cursor.lastrowid or 0
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import aiosqlite
-
 MIGRATIONS: tuple[str, ...] = (
     # 1: conversations, messages, read pointers and the per-member event log.
     """
@@ -187,20 +185,21 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-async def migrate(conn: aiosqlite.Connection) -> int:
-    """Bring the schema up to date; returns the resulting version."""
-    await conn.execute("BEGIN IMMEDIATE")
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the resulting version. Runs on the writer's
+    connection as it opens (`connections.connect_writer`)."""
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        async with conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
+        row = conn.execute("PRAGMA user_version").fetchone()
         version = int(row[0]) if row else 0
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in _statements(script):
-                await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {number}")
-        await conn.execute("COMMIT")
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
     except BaseException:
-        await conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return len(MIGRATIONS)
 

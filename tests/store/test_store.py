@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from gateway.exceptions import InvalidBody, Unavailable
@@ -20,8 +20,8 @@ async def open_store(path: Path) -> MessagingStore:
     )
 
 
-async def insert_conversation(conn: aiosqlite.Connection, low: int) -> int:
-    cursor = await conn.execute(
+def insert_conversation(conn: sqlite3.Connection, low: int) -> int:
+    cursor = conn.execute(
         "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
         "created_at, updated_at) VALUES (?, ?, ?, 'inbox', 'now', 'now')",
         (low, low + 1000, low),
@@ -30,31 +30,121 @@ async def insert_conversation(conn: aiosqlite.Connection, low: int) -> int:
     return cursor.lastrowid
 
 
-async def test_concurrent_transactions_commit_together_but_fail_alone(tmp_path: Path) -> None:
+def count_transactions(store: MessagingStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting the writer's transactions (it takes its lock once for each)."""
+    lock = store._writer._lock
+    real_acquire = lock.acquire
+    taken = [0]
+
+    def counting() -> None:
+        taken[0] += 1
+        real_acquire()
+
+    monkeypatch.setattr(lock, "acquire", counting)
+    return taken
+
+
+async def hold_the_writer(store: MessagingStore) -> tuple[threading.Event, asyncio.Task[None]]:
+    """Occupy the writer's thread, so that writes queue up behind it and form one batch."""
+    release, started = threading.Event(), threading.Event()
+
+    def blocker(conn: sqlite3.Connection) -> None:
+        started.set()
+        assert release.wait(10)
+
+    holding = asyncio.create_task(store.write(blocker))
+    assert await asyncio.to_thread(started.wait, 10)
+    return release, holding
+
+
+async def test_concurrent_transactions_commit_together_but_fail_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = await open_store(tmp_path / "m.db")
     try:
 
         def tx(n: int):  # type: ignore[no-untyped-def]
-            async def run(conn: aiosqlite.Connection) -> int:
-                row_id = await insert_conversation(conn, n)
+            def run(conn: sqlite3.Connection) -> int:
+                row_id = insert_conversation(conn, n)
                 if n % 5 == 0:
                     raise InvalidBody()  # rolled back alone, the rest of the batch stays
                 return row_id
 
             return run
 
-        results = await asyncio.gather(
-            *(store.write(tx(n)) for n in range(1, 21)), return_exceptions=True
-        )
+        release, holding = await hold_the_writer(store)
+        transactions = count_transactions(store, monkeypatch)
+        writes = [asyncio.create_task(store.write(tx(n))) for n in range(1, 21)]
+        await asyncio.sleep(0.05)  # every write is queued behind the held writer
+        release.set()
+        await holding
+        results = await asyncio.gather(*writes, return_exceptions=True)
         failures = [r for r in results if isinstance(r, Exception)]
         assert len(failures) == 4
         assert all(isinstance(f, InvalidBody) for f in failures)
+        # The twenty ran as one batch, which a refusal rolled back; then each ran alone.
+        assert transactions == [1 + 20]
         async with (
             store.reading() as conn,
             conn.execute("SELECT member_low FROM conversations ORDER BY member_low") as cursor,
         ):
             stored = [row[0] for row in await cursor.fetchall()]
         assert stored == [n for n in range(1, 21) if n % 5]
+    finally:
+        await store.close()
+
+
+async def test_transactions_that_arrive_together_share_one_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+        release, holding = await hold_the_writer(store)
+        transactions = count_transactions(store, monkeypatch)
+        writes = [
+            asyncio.create_task(store.write(lambda conn, n=n: insert_conversation(conn, n)))
+            for n in range(1, 21)
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        await holding
+        assert len(set(await asyncio.gather(*writes))) == 20
+        assert transactions == [1]
+    finally:
+        await store.close()
+
+
+async def test_a_failed_commit_fails_the_whole_batch_and_the_writer_carries_on(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(tmp_path / "m.db")
+    try:
+
+        def breaks_the_commit(conn: sqlite3.Connection) -> None:
+            # A deferred foreign-key violation is only noticed by COMMIT.
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            conn.execute(
+                "INSERT INTO messages (conversation_id, sender_id, body, created_at) "
+                "VALUES (999, 1, 'orphan', 'now')"
+            )
+
+        release, holding = await hold_the_writer(store)
+        batch = [
+            asyncio.create_task(store.write(lambda conn: insert_conversation(conn, 1))),
+            asyncio.create_task(store.write(breaks_the_commit)),
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        await holding
+        results = await asyncio.gather(*batch, return_exceptions=True)
+        # Nothing of the batch is durable, so nobody hears success.
+        assert all(isinstance(r, Unavailable) for r in results)
+        assert await asyncio.wait_for(store.write(lambda conn: insert_conversation(conn, 2)), 5)
+        async with (
+            store.reading() as conn,
+            conn.execute("SELECT member_low FROM conversations") as cursor,
+        ):
+            assert [row[0] for row in await cursor.fetchall()] == [2]
     finally:
         await store.close()
 
@@ -74,12 +164,13 @@ async def test_a_result_is_returned_only_once_it_is_durable(tmp_path: Path) -> N
 
 async def test_reads_do_not_wait_behind_a_long_write(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "m.db")
-    release = asyncio.Event()
+    release = threading.Event()
     try:
 
-        async def slow_write(conn: aiosqlite.Connection) -> None:
-            await insert_conversation(conn, 1)
-            await release.wait()
+        def slow_write(conn: sqlite3.Connection) -> None:
+            # Holds the writer's thread (and the write transaction) until released.
+            insert_conversation(conn, 1)
+            assert release.wait(10)
 
         writing = asyncio.create_task(store.write(slow_write))
         await asyncio.sleep(0.05)
@@ -117,7 +208,7 @@ async def test_the_writer_survives_a_batch_that_fails_outside_any_transaction(
         lock = store._writer._lock
         real_acquire = lock.acquire
 
-        async def broken_once() -> None:
+        def broken_once() -> None:
             monkeypatch.setattr(lock, "acquire", real_acquire)
             raise OSError("lock file vanished")
 
