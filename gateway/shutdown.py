@@ -12,9 +12,9 @@ that were already committed. So each worker handles SIGTERM instead:
 - requests in flight finish, and their answers are sent, within `graceful_timeout`.
 
 A worker whose master dies abruptly (kill -9) dies with it rather than keep the port, and
-one that has not stopped `STOP_DEADLINE_SECONDS` after SIGTERM (something hung: a thread
-that never ends keeps a process alive) writes every thread's stack to its log and exits, so
-a supervisor can restart it.
+one that has not stopped `STOP_DEADLINE_SECONDS` after SIGTERM (something hung) writes every
+thread's stack to its log and ends itself and its master, so the supervisor restarts the
+server instead of leaving it half alive.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,40 @@ STOP_DEADLINE_SECONDS = 15.0
 
 
 def handle_termination(end_streams: Callable[[], None]) -> None:
-    """Install the worker's SIGTERM handler on the running loop (Hypercorn workers only)."""
+    """Install the worker's SIGTERM handler (Hypercorn workers only)."""
     master = os.getppid()
+    loop = asyncio.get_running_loop()
 
     def terminate() -> None:
         log.info("SIGTERM: ending open streams and finishing requests in flight")
-        faulthandler.dump_traceback_later(STOP_DEADLINE_SECONDS, exit=True)
         end_streams()
         if master != 1:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(master, signal.SIGTERM)  # graceful shutdown of every worker
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    def give_up() -> None:
+        # Still here: something hung. Seen in practice: a sibling killed outright (kill -9)
+        # while it held the lock of Hypercorn's shared shutdown event leaves that lock taken
+        # forever, so this worker's loop and the master (signalling the event) both block.
+        # Leave the stacks in the log, end the master too (its supervisor restarts the
+        # server; systemd's KillMode=control-group ends what remains), and exit.
+        faulthandler.dump_traceback(all_threads=True)
+        if master != 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(master, signal.SIGKILL)
+        os._exit(1)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # A plain handler, not the loop's, and a timer thread: both work while the loop is
+        # blocked, so the stop deadline always holds.
+        if not deadline.is_alive():
+            deadline.start()
+        loop.call_soon_threadsafe(terminate)
+
+    deadline = threading.Timer(STOP_DEADLINE_SECONDS, give_up)
+    deadline.daemon = True
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     _die_with_master()
 
 
