@@ -92,7 +92,22 @@ def site(
                 port=nginx_port,
             ) as nginx,
         ):
+            wait_for_the_chain(nginx)
             yield Site(wb, gateway, nginx, {"hank": hank, "alice": alice, "bob": bob, "dave": dave})
+
+
+def wait_for_the_chain(nginx: Nginx, timeout: float = 15.0) -> None:
+    """Until nginx reaches the gateway (both just started, on a possibly busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(nginx.url("/messages/healthz"), timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nginx never reached the gateway:\n{nginx.log_text()}")
+        time.sleep(0.1)
 
 
 # ---- the browser --------------------------------------------------------------------------
@@ -402,7 +417,7 @@ def test_writes_need_the_browsers_host_or_an_allowed_origin(
     ):
         # Reads are not affected either way.
         me = alice.get("/messages/api/me")
-        assert me.status_code == 200, me.text
+        assert me.status_code == 200, me.text + s.nginx.log_text()
         assert me.json()["username"] == "alice"
 
         response = start_conversation(s, alice, "bob")
