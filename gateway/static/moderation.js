@@ -13,6 +13,7 @@
 
 import { api, ApiError, get, post, request } from "./api.js";
 import { byId, el } from "./dom.js";
+import { NotificationChoice, preview } from "./notify.js";
 
 const OPTIONS = { pollMs: 10_000, ...(window.WB_MODERATION_OPTIONS || {}) };
 const BASE_TITLE = document.title;
@@ -244,71 +245,35 @@ async function checkSummaryNow({ reload }) {
 
 // Notifications
 
-function store() {
-  try {
-    return window.localStorage;
-  } catch {
-    return null;
-  }
-}
-
-function preview(text, max = 100) {
-  const chars = [...String(text || "").replace(/\s+/g, " ").trim()];
-  return chars.length > max ? `${chars.slice(0, max).join("")}…` : chars.join("");
-}
-
 class ReportNotifier {
   constructor() {
-    this.key = null;
-    this.supported = "Notification" in window;
+    this.choice = new NotificationChoice(); // whose choice: known once start() is called
     this.button = byId("notify");
   }
 
   start(memberId) {
-    this.key = `wb-moderation-notify:${memberId}`;
+    this.choice = new NotificationChoice(`wb-moderation-notify:${memberId}`);
     this.button.addEventListener("click", () => this.toggle());
     this.render();
   }
 
-  get permission() {
-    return this.supported ? Notification.permission : "denied";
-  }
-
-  get wanted() {
-    return Boolean(this.key) && store()?.getItem(this.key) === "on";
-  }
-
   get enabled() {
-    return this.supported && this.wanted && this.permission === "granted";
+    return this.choice.enabled;
   }
 
-  /** From the button's click (a user gesture): the only place permission is asked for. */
   async toggle() {
-    if (this.enabled) {
-      store()?.removeItem(this.key);
-      this.render("Notifications about new reports are off.");
-      return;
-    }
-    let permission = this.permission;
-    if (permission === "default") {
-      try {
-        permission = await Notification.requestPermission();
-      } catch {
-        permission = "denied";
-      }
-    }
-    if (permission === "granted") {
-      store()?.setItem(this.key, "on");
-      this.render("Notifications are on: each new report is announced, safety reports first.");
-    } else {
-      this.render("Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.");
-    }
+    const state = await this.choice.toggle();
+    this.render({
+      off: "Notifications about new reports are off.",
+      on: "Notifications are on: each new report is announced, safety reports first.",
+      blocked: "Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.",
+    }[state]);
   }
 
   render(message = null) {
-    this.button.hidden = !this.supported || !this.key;
+    this.button.hidden = !this.choice.supported || !this.choice.key;
     const on = this.enabled;
-    const blocked = this.permission === "denied";
+    const blocked = this.choice.permission === "denied";
     this.button.setAttribute("aria-pressed", on ? "true" : "false");
     this.button.dataset.state = on ? "on" : blocked ? "blocked" : "off";
     this.button.textContent = on ? "Notifications on" : blocked ? "Notifications blocked" : "Notify me of new reports";

@@ -10,9 +10,10 @@ import { byId, toast } from "./dom.js";
 
 const PREVIEW_CHARS = 100;
 
-function preview(text) {
-  const chars = [...text.replace(/\s+/g, " ").trim()];
-  return chars.length > PREVIEW_CHARS ? `${chars.slice(0, PREVIEW_CHARS).join("")}…` : chars.join("");
+/** A short one-line preview of `text`, at most `max` characters. */
+export function preview(text, max = PREVIEW_CHARS) {
+  const chars = [...String(text || "").replace(/\s+/g, " ").trim()];
+  return chars.length > max ? `${chars.slice(0, max).join("")}…` : chars.join("");
 }
 
 function store() {
@@ -23,37 +24,34 @@ function store() {
   }
 }
 
-export class Notifier {
-  /** onOpen(conversationId): a notification was clicked. */
-  constructor(memberId, { onOpen }) {
-    this.key = `wb-notify:${memberId}`;
-    this.onOpen = onOpen;
+/**
+ * One person's opt-in to notifications, kept on this device under `key` (null: nobody yet),
+ * and the browser's permission. Shared by the member page and the moderator page.
+ */
+export class NotificationChoice {
+  constructor(key = null) {
+    this.key = key;
     this.supported = "Notification" in window;
-    this.button = byId("notify");
-    this.label = byId("notify-label");
-    this.button.addEventListener("click", () => this.toggle());
-    this.render();
   }
 
   get permission() {
     return this.supported ? Notification.permission : "denied";
   }
 
-  get wanted() {
-    return store()?.getItem(this.key) === "on";
-  }
-
   get enabled() {
-    return this.supported && this.wanted && this.permission === "granted";
+    return this.supported && Boolean(this.key) && store()?.getItem(this.key) === "on"
+      && this.permission === "granted";
   }
 
-  /** From the bell's click (a user gesture): the only place permission is ever asked for. */
+  /**
+   * From a click (a user gesture): the only place permission is ever asked for. Turns the
+   * choice off when on; otherwise asks the browser if it hasn't been asked. Returns the new
+   * state: "off", "on" or "blocked".
+   */
   async toggle() {
     if (this.enabled) {
       store()?.removeItem(this.key);
-      this.render();
-      toast("Notifications are off.");
-      return;
+      return "off";
     }
     let permission = this.permission;
     if (permission === "default") {
@@ -63,19 +61,43 @@ export class Notifier {
         permission = "denied";
       }
     }
-    if (permission === "granted") {
-      store()?.setItem(this.key, "on");
-      toast("Notifications are on: you'll hear about new messages while this page is in the background.");
-    } else {
-      toast("Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.");
-    }
+    if (permission !== "granted") return "blocked";
+    store()?.setItem(this.key, "on");
+    return "on";
+  }
+}
+
+const BLOCKED = "Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.";
+
+export class Notifier {
+  /** onOpen(conversationId): a notification was clicked. */
+  constructor(memberId, { onOpen }) {
+    this.choice = new NotificationChoice(`wb-notify:${memberId}`);
+    this.onOpen = onOpen;
+    this.button = byId("notify");
+    this.label = byId("notify-label");
+    this.button.addEventListener("click", () => this.toggle());
     this.render();
   }
 
+  get enabled() {
+    return this.choice.enabled;
+  }
+
+  async toggle() {
+    const state = await this.choice.toggle();
+    this.render();
+    toast({
+      off: "Notifications are off.",
+      on: "Notifications are on: you'll hear about new messages while this page is in the background.",
+      blocked: BLOCKED,
+    }[state]);
+  }
+
   render() {
-    this.button.hidden = !this.supported;
+    this.button.hidden = !this.choice.supported;
     const on = this.enabled;
-    const blocked = this.permission === "denied";
+    const blocked = this.choice.permission === "denied";
     this.button.setAttribute("aria-pressed", on ? "true" : "false");
     this.button.dataset.state = on ? "on" : blocked ? "blocked" : "off";
     this.label.textContent = on ? "Notifications on" : blocked ? "Notifications blocked" : "Notify me";
