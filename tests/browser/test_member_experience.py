@@ -488,6 +488,8 @@ def test_report_buttons_are_one_tab_stop_with_distinct_names(sign_in: Any) -> No
     assert names[0].startswith("Report message from bob, ")
     assert "note number 00 about the ladder" in names[0]
 
+    # Once the read pointer has moved (the thread settles), keyboard navigation starts.
+    expect(page).to_have_title("Messages · WhiteBalloon")
     # From the message list: one Tab to a Report button, the next to the composer.
     page.locator("#messages").focus()
     page.keyboard.press("Tab")
