@@ -495,6 +495,8 @@ def test_report_buttons_are_one_tab_stop_with_distinct_names(sign_in: Any) -> No
     page.keyboard.press("Tab")
     expect(buttons.last).to_be_focused()
     expect(buttons.last).to_have_css("opacity", "1")
+    # Reaching the newest message hides "New messages" (its button would be the next Tab stop).
+    expect(page.locator("#jump-latest")).to_be_hidden()
     page.keyboard.press("ArrowUp")
     expect(buttons.nth(28)).to_be_focused()
     page.keyboard.press("Home")
