@@ -6,6 +6,7 @@ from pathlib import Path
 
 from quart import Quart, Response
 
+from gateway.asgi_layers import SECURITY_HEADERS
 from gateway.config import Settings
 from gateway.host_guard import HostGuard
 from gateway.limits import MAX_REQUEST_BYTES
@@ -46,9 +47,8 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        for name, value in SECURITY_HEADERS:
+            response.headers.setdefault(name, value)
         return response
 
     @app.before_serving

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
 from gateway.exceptions import GatewayError, PayloadTooLarge, RateLimited
@@ -18,18 +19,29 @@ _HTTP_CODES = {
 }
 
 
+INTERNAL_ERROR = (500, "internal_error", "Something went wrong on our side.")
+
+
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def error_headers(error: GatewayError) -> list[tuple[str, str]]:
+    """Headers an error adds to its response."""
+    if isinstance(error, RateLimited):
+        return [("Retry-After", str(error.retry_after))]
+    return []
+
+
 def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
+    return Response(error_body(code, message), status=status, content_type="application/json")
 
 
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(GatewayError)
     async def gateway_error(error: GatewayError) -> Response:
         response = error_response(error.status, error.code, error.message)
-        if isinstance(error, RateLimited):
-            response.headers["Retry-After"] = str(error.retry_after)
+        response.headers.extend(error_headers(error))
         return response
 
     @app.errorhandler(HTTPException)
@@ -44,4 +56,4 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def unexpected_error(error: Exception) -> Response:
         log.exception("unhandled error", exc_info=error)
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return error_response(*INTERNAL_ERROR)

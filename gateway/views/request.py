@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -49,18 +50,23 @@ async def current_session() -> tuple[Member, Credential]:
 
 
 async def json_object() -> dict[str, Any]:
+    raw = await request.get_data(as_text=False)
+    return parse_json_object(raw if isinstance(raw, bytes) else raw.encode())
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a UTF-8 JSON object (whichever layer read it)."""
     try:
-        payload = await request.get_json(force=True, silent=True)
-    except RecursionError:  # nested thousands deep, yet under 16 KiB
-        payload = None
+        payload = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:  # bytes that are not UTF-8
         raise InvalidRequest("The body must be UTF-8 JSON.") from None
+    except (ValueError, RecursionError):  # not JSON; or nested thousands deep, yet small
+        payload = None
     if not isinstance(payload, dict):
         raise InvalidRequest("The body must be a JSON object.")
     # JSON may escape lone surrogates (\ud800), which no UTF-8 text (nor SQLite) can hold;
     # only a body with such an escape is worth encoding again to find out.
-    raw = await request.get_data(as_text=False)
-    if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode()):
+    if _SURROGATE_ESCAPE.search(raw):
         try:
             json.dumps(payload, ensure_ascii=False).encode()
         except UnicodeEncodeError:
@@ -154,6 +160,25 @@ async def refuse_impossible_static_names() -> None:
 
 
 async def reject_cross_site_requests() -> None:
+    if is_cross_site(
+        request.method,
+        request.path,
+        request.headers.get("Origin"),
+        request.headers.get("Sec-Fetch-Site"),
+        request.host,
+        services().settings.allowed_origins,
+    ):
+        raise CrossOrigin()
+
+
+def is_cross_site(
+    method: str,
+    path: str,
+    origin: str | None,
+    fetch_site: str | None,
+    host: str,
+    allowed_origins: Collection[str],
+) -> bool:
     """Cookie-authenticated requests must come from the gateway's own pages (or allowed
     origins): writes, and API reads too, since some have effects (an export is audited, so
     is a moderator's view of reported messages) and a page elsewhere must not trigger them.
@@ -161,25 +186,19 @@ async def reject_cross_site_requests() -> None:
     A browser's `Origin`, when sent, must be ours or allowed; without it, `Sec-Fetch-Site`
     must not say another site; requests with neither (curl, the main app's server) pass.
     """
-    api_read = request.method in _SAFE_METHODS and request.path.startswith("/api/")
-    if request.method in _SAFE_METHODS and not api_read:
-        return  # pages and static files: no effects, and they are loaded cross-site by links
-    origin = request.headers.get("Origin")
+    if method in _SAFE_METHODS and not path.startswith("/api/"):
+        return False  # pages and static files: no effects, and they are loaded cross-site by links
     if origin is not None:
-        if not _origin_allowed(origin):
-            raise CrossOrigin()
-        return
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        raise CrossOrigin()
+        return not _origin_allowed(origin, host, allowed_origins)
+    return fetch_site is not None and fetch_site not in ("same-origin", "none")
 
 
-def _origin_allowed(origin: str) -> bool:
-    if origin.rstrip("/") in services().settings.allowed_origins:
+def _origin_allowed(origin: str, host: str, allowed_origins: Collection[str]) -> bool:
+    if origin.rstrip("/") in allowed_origins:
         return True
     # The host, not the scheme: behind a TLS-terminating proxy the gateway sees plain http.
     try:
         netloc = urlsplit(origin).netloc
     except ValueError:  # e.g. "http://[::1": no origin a browser sends
         return False
-    return origin != "null" and netloc.lower() == request.host.lower()
+    return origin != "null" and netloc.lower() == host.lower()
