@@ -11,9 +11,10 @@ from gateway.config import Settings
 from gateway.host_guard import HostGuard
 from gateway.limits import MAX_REQUEST_BYTES
 from gateway.root_path import RootPath
-from gateway.services import EXTENSION, Services
+from gateway.services import EXTENSION, Services, services_of
 from gateway.views import demo, exports, legacy, live, messaging, metrics, moderation, pages
 from gateway.views.error_responses import register_error_handlers
+from gateway.views.express import ExpressLane
 from gateway.views.request import (
     IdConverter,
     refuse_impossible_static_names,
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         if services is not None:
             await services.close()
 
+    # Outermost first: RootPath, HostGuard, then the express lane's two routes, then Quart.
+    app.asgi_app = ExpressLane(app.asgi_app, lambda: services_of(app))  # type: ignore[method-assign]
     app.asgi_app = HostGuard(app.asgi_app)  # type: ignore[method-assign]
     if settings.root_path:
         app.asgi_app = RootPath(app.asgi_app, settings.root_path)  # type: ignore[method-assign]

@@ -55,6 +55,7 @@ from gateway.limits import (
     MAX_SESSION_ID_CHARS,
 )
 from gateway.store.stand_in import create_sessions
+from gateway.views import express
 from tests.support.members import ALICE, BOB, COOKIE, DAVE, ERIN, HANK, MOD, SECRET, as_member
 
 APP_SESSION_COOKIE = "wb_session_id"
@@ -716,16 +717,19 @@ def _settings(base: Settings) -> Settings:
 
 
 def _rules(demo: bool) -> dict[str, frozenset[str]]:
-    """Every rule the app registers (demo mode adds the demo's), with its methods."""
+    """Every rule the app serves (demo mode adds the demo's), with its methods: Quart's
+    and the express lane's."""
     settings = Settings(
         messaging_db=Path("unused.db"),
         app_db=None if demo else Path("unused-app.db"),
         session_secrets=None if demo else (SECRET,),
     )
-    return {
-        rule.rule: frozenset(rule.methods or ())
-        for rule in create_app(settings).url_map.iter_rules()
-    }
+    rules: dict[str, frozenset[str]] = {}
+    for rule in create_app(settings).url_map.iter_rules():
+        rules[rule.rule] = rules.get(rule.rule, frozenset()) | frozenset(rule.methods or ())
+    for path, methods in express.ROUTES:
+        rules[path] = rules.get(path, frozenset()) | methods
+    return rules
 
 
 RULES = _rules(demo=False)

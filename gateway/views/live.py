@@ -1,4 +1,5 @@
-"""Live delivery: the SSE stream and its long-polling twin, sharing ids and payloads."""
+"""Live delivery by long polling: the twin of the SSE stream (`views/express.py`), with the
+same event ids and payloads."""
 
 from __future__ import annotations
 
@@ -11,32 +12,6 @@ from gateway.live.events import poll_response_json
 from gateway.views.request import current_session, services
 
 blueprint = Blueprint("live", __name__, url_prefix="/api")
-
-
-_STREAM_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
-
-
-@blueprint.get("/stream")
-async def stream() -> Response:
-    _, credential = await current_session()
-    if request.method == "HEAD":
-        return Response(b"", headers=_STREAM_HEADERS)  # headers only: nothing to subscribe to
-    s = services()
-    cursor = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    body = feed.stream(
-        s,
-        credential,
-        cursor,
-        heartbeat=s.settings.heartbeat_seconds,
-        lifetime=s.settings.stream_max_seconds,
-    )
-    response = Response(body, headers=_STREAM_HEADERS)
-    response.timeout = None  # a stream lives until the client leaves or its lifetime ends
-    return response
 
 
 @blueprint.get("/events")

@@ -1,4 +1,5 @@
-"""The JSON API for members: who am I, whom may I message, conversations and messages."""
+"""The JSON API for members: who am I, whom may I message, conversations and messages
+(sending one is in `views/express.py`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ from typing import Any
 from quart import Blueprint, request
 
 from gateway.exceptions import InvalidRequest
-from gateway.limits import MAX_CLIENT_ID_CHARS
 from gateway.messaging import actions, queries
 from gateway.messaging.models import Origin
 from gateway.views.request import (
     current_member,
     int_field,
     json_object,
-    optional_str_field,
     origin_field,
     query_int,
     query_limit,
@@ -88,20 +87,6 @@ async def messages(conversation_id: int) -> dict[str, Any]:
         services(), member, conversation_id, before=before, after=after, limit=limit
     )
     return {"messages": [m.to_json() for m in page], "has_more": has_more}
-
-
-@blueprint.post("/conversations/<id:conversation_id>/messages")
-async def send_message(conversation_id: int) -> JsonResponse:
-    member = await current_member()
-    payload = await json_object()
-    body = payload.get("body")
-    if not isinstance(body, str):
-        raise InvalidRequest("`body` must be a string.")
-    client_id = optional_str_field(payload, "client_id", max_length=MAX_CLIENT_ID_CHARS)
-    message, stored = await actions.send_message(
-        services(), member, conversation_id, body, client_id
-    )
-    return {"message": message.to_json()}, 201 if stored else 200
 
 
 @blueprint.post("/conversations/<id:conversation_id>/read")

@@ -1,0 +1,221 @@
+"""The express lane (`gateway/views/express.py`) driven through raw ASGI messages, for what a
+test client can't do: a body in pieces with no length declared, a client that leaves mid-body
+or mid-stream. (Everything else about sending and streaming is tested through the lane by the
+API, live and fuzzing tests, like any route.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart.typing import TestAppProtocol as RunningApp
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.limits import MAX_REQUEST_BYTES
+from gateway.services import Services
+from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
+
+TIMEOUT = 5.0
+
+
+@dataclass
+class Exchange:
+    """One request through the app's ASGI callable: what it was sent, what it answered."""
+
+    to_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    from_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+    async def receive(self) -> dict[str, Any]:
+        return await self.to_app.get()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.from_app.put(message)
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.from_app.get(), TIMEOUT)
+
+    async def response(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        start = await self.next()
+        body = b""
+        while True:
+            part = await self.next()
+            body += part.get("body", b"")
+            if not part.get("more_body", False):
+                return start["status"], dict(start["headers"]), body
+
+
+@pytest.fixture
+async def app(app_db: Path, tmp_path: Path) -> AsyncIterator[RunningApp]:
+    settings = Settings(
+        session_secrets=(SECRET,),
+        app_db=app_db,
+        messaging_db=tmp_path / "messaging.db",
+        rate_sends=None,
+    )
+    async with create_app(settings).test_app() as test_app:
+        yield test_app
+
+
+def services(app: RunningApp) -> Services:
+    return app.app.extensions["whiteballoon"]  # type: ignore[no-any-return]
+
+
+def scope(
+    method: str, path: str, member: int | None = ALICE, headers: Sequence[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    raw = [(b"host", b"localhost")]
+    if member is not None:
+        raw.append((b"cookie", f"{COOKIE}={starlette_cookie({'user_id': member})}".encode()))
+    raw.extend((k.lower().encode(), v.encode()) for k, v in headers)
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw,
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 80),
+        "extensions": {},
+    }
+
+
+def run(app: RunningApp, request: dict[str, Any], exchange: Exchange) -> asyncio.Task[None]:
+    return asyncio.create_task(app.app.asgi_app(request, exchange.receive, exchange.send))  # type: ignore[arg-type]
+
+
+async def conversation(app: RunningApp) -> int:
+    client = app.test_client()
+    response = await client.post(
+        "/api/conversations",
+        json={"peer_id": BOB},
+        headers={"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"},
+    )
+    return int((await response.get_json())["conversation"]["id"])
+
+
+async def stored_bodies(app: RunningApp) -> list[str]:
+    async with services(app).store.reading() as conn:
+        rows = await conn.execute_fetchall("SELECT body FROM messages ORDER BY id")
+    return [row[0] for row in rows]
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(app: RunningApp) -> None:
+    conversation_id = await conversation(app)
+    exchange = Exchange()
+    task = run(app, scope("POST", f"/api/conversations/{conversation_id}/messages"), exchange)
+    raw = json.dumps({"body": "in three pieces", "client_id": "p-1"}).encode()
+    for piece in (raw[:5], raw[5:20], raw[20:]):
+        await exchange.to_app.put({"type": "http.request", "body": piece, "more_body": True})
+    await exchange.to_app.put({"type": "http.request", "body": b"", "more_body": False})
+    status, headers, body = await exchange.response()
+    await asyncio.wait_for(task, TIMEOUT)
+    assert status == 201
+    assert json.loads(body)["message"]["body"] == "in three pieces"
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY"
+
+
+async def test_a_body_past_the_limit_is_refused_without_a_declared_length(
+    app: RunningApp,
+) -> None:
+    conversation_id = await conversation(app)
+    exchange = Exchange()
+    task = run(app, scope("POST", f"/api/conversations/{conversation_id}/messages"), exchange)
+    piece = b"x" * 4096
+    for _ in range(MAX_REQUEST_BYTES // len(piece) + 1):
+        await exchange.to_app.put({"type": "http.request", "body": piece, "more_body": True})
+    status, _, body = await exchange.response()
+    await asyncio.wait_for(task, TIMEOUT)
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == "payload_too_large"
+    assert await stored_bodies(app) == []
+
+
+async def test_a_declared_length_past_the_limit_is_refused_before_reading(
+    app: RunningApp,
+) -> None:
+    conversation_id = await conversation(app)
+    exchange = Exchange()
+    request = scope(
+        "POST",
+        f"/api/conversations/{conversation_id}/messages",
+        headers=[("Content-Length", str(MAX_REQUEST_BYTES + 1))],
+    )
+    task = run(app, request, exchange)  # not one body message is sent
+    status, _, _ = await exchange.response()
+    await asyncio.wait_for(task, TIMEOUT)
+    assert status == 413
+
+
+async def test_a_client_that_leaves_mid_body_gets_nothing_stored(app: RunningApp) -> None:
+    conversation_id = await conversation(app)
+    exchange = Exchange()
+    task = run(app, scope("POST", f"/api/conversations/{conversation_id}/messages"), exchange)
+    await exchange.to_app.put({"type": "http.request", "body": b'{"body": "hal', "more_body": True})
+    await exchange.to_app.put({"type": "http.disconnect"})
+    await asyncio.wait_for(task, TIMEOUT)
+    assert exchange.from_app.empty()  # nobody to answer
+    assert await stored_bodies(app) == []
+
+
+async def test_a_stream_whose_client_leaves_releases_its_subscription(
+    app: RunningApp,
+) -> None:
+    exchange = Exchange()
+    task = run(app, scope("GET", "/api/stream", member=BOB), exchange)
+    await exchange.to_app.put({"type": "http.request", "body": b"", "more_body": False})
+    start = await exchange.next()
+    assert start["status"] == 200
+    assert dict(start["headers"])[b"content-type"].startswith(b"text/event-stream")
+    assert b"event: hello" in (await exchange.next())["body"]
+    assert services(app).broadcaster.subscription_count == 1
+    await exchange.to_app.put({"type": "http.disconnect"})
+    await asyncio.wait_for(task, TIMEOUT)  # the view ends; it isn't left waiting for events
+    assert services(app).broadcaster.subscription_count == 0
+
+
+async def test_other_methods_on_the_stream_are_405(app: RunningApp) -> None:
+    response = await app.test_client().post(
+        "/api/stream", headers={"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"}
+    )
+    assert response.status_code == 405
+    assert (await response.get_json())["error"]["code"] == "method_not_allowed"
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+async def test_the_lane_routes_under_a_root_path(app_db: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        session_secrets=(SECRET,),
+        app_db=app_db,
+        messaging_db=tmp_path / "messaging.db",
+        root_path="/messages",
+    )
+    async with create_app(settings).test_app() as test_app:
+        cookie = {"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"}
+        client = test_app.test_client()
+        started = await client.post(
+            "/messages/api/conversations", json={"peer_id": BOB}, headers=cookie
+        )
+        conversation_id = (await started.get_json())["conversation"]["id"]
+        sent = await client.post(
+            f"/messages/api/conversations/{conversation_id}/messages",
+            json={"body": "under a prefix"},
+            headers=cookie,
+        )
+        assert sent.status_code == 201
+        outside = await client.post(
+            f"/api/conversations/{conversation_id}/messages", json={"body": "x"}, headers=cookie
+        )
+        assert outside.status_code == 404
