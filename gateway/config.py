@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,35 @@ def _secrets(raw: str) -> tuple[str, ...]:
     return secrets
 
 
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
+
+
+def database_path(raw: str) -> Path:
+    """A SQLite database: a file path, or a URL in the form WhiteBalloon's own `DATABASE_URL`
+    takes (`sqlite:///data/app.db` relative, `sqlite:////srv/app.db` absolute; a driver
+    after `+` is ignored). Any other scheme is refused: a `postgresql://...` must never be
+    taken for a folder name."""
+    if not raw.strip():
+        raise ValueError("is empty")
+    url = _URL.fullmatch(raw.strip())
+    if url is None:
+        return Path(raw)
+    scheme, rest = url.group(1).lower().split("+", 1)[0], url.group(2)
+    if scheme != "sqlite":
+        raise ValueError(
+            f"names a {scheme!r} database; the gateway stores in SQLite only: give a file "
+            "path or a sqlite:/// URL"
+        )
+    path = rest[1:] if rest.startswith("/") else rest  # sqlite:///x is the relative path x
+    if not path or path == ":memory:" or "?" in path:
+        raise ValueError("must name a database file, as sqlite:///path/to/file.db")
+    return Path(path)
+
+
 def _app_db(raw: str) -> Path:
     if not raw.strip():
         raise ValueError("is empty: set it to the main app's database, or unset it for the demo")
-    return Path(raw)
+    return database_path(raw)
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -117,13 +143,17 @@ class Settings:
         "Where the page sends a signed-out member: WhiteBalloon's sign-in page.",
     )
     messaging_db: Path = setting(
-        "WB_MESSAGING_DB", Path, Path("data/messaging.db"), "The gateway's own SQLite database."
+        "WB_MESSAGING_DB",
+        database_path,
+        Path("data/messaging.db"),
+        "The gateway's own SQLite database: a file path or a sqlite:/// URL.",
     )
     app_db: Path | None = setting(
         "WB_APP_DB",
         _app_db,
         None,
-        "The main app's SQLite database, opened read-only. Unset: demo mode with seeded members.",
+        "The main app's SQLite database (a path, or its DATABASE_URL if that is sqlite:///), "
+        "opened read-only. Unset: demo mode with seeded members.",
     )
     allowed_origins: tuple[str, ...] = setting(
         "WB_ALLOWED_ORIGINS",

@@ -50,11 +50,44 @@ def test_reads_and_types_every_variable(tmp_path: Path) -> None:
         ({"WB_SQLITE_SYNCHRONOUS": "OFF"}, "WB_SQLITE_SYNCHRONOUS"),
         ({"WB_ALLOWED_ORIGINS": "app.example.org"}, "WB_ALLOWED_ORIGINS"),
         ({"WB_AUTH_CACHE_SECONDS": "60"}, "WB_AUTH_CACHE_SECONDS"),
+        ({"WB_MESSAGING_DB": "postgresql://wb@db/messaging"}, "WB_MESSAGING_DB"),
+        ({"WB_MESSAGING_DB": "postgresql+psycopg://wb@db/messaging"}, "WB_MESSAGING_DB"),
+        ({"WB_MESSAGING_DB": "mysql://wb@db/messaging"}, "WB_MESSAGING_DB"),
+        ({"WB_MESSAGING_DB": "sqlite://"}, "WB_MESSAGING_DB"),
+        ({"WB_MESSAGING_DB": "sqlite:///:memory:"}, "WB_MESSAGING_DB"),
+        ({"WB_MESSAGING_DB": ""}, "WB_MESSAGING_DB"),
+        ({"WB_APP_DB": "postgresql://wb@db/whiteballoon"}, "WB_APP_DB"),
     ],
 )
 def test_bad_values_are_refused_by_name(environ: dict[str, str], mentions: str) -> None:
     with pytest.raises(ConfigError, match=mentions):
         Settings.from_env(environ)
+
+
+def test_a_database_may_be_named_as_whiteballoons_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WhiteBalloon's `DATABASE_URL` (sqlite:///data/app.db) can be pasted as it is."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "app.db").touch()
+    settings = Settings.from_env(
+        {
+            "WB_APP_DB": "sqlite:///data/app.db",
+            "WB_MESSAGING_DB": f"sqlite+pysqlite:///{tmp_path}/gateway/messaging.db",
+        }
+    )
+    assert settings.app_db == Path("data/app.db")
+    assert settings.messaging_db == tmp_path / "gateway" / "messaging.db"
+
+
+def test_a_database_url_of_another_kind_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="'postgresql' database"):
+        Settings.from_env({"WB_MESSAGING_DB": "postgresql://wb@db/messaging"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_real_directory_needs_no_secret(tmp_path: Path) -> None:
