@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,10 +197,11 @@ class WorktreeGateway(LocalGateway):
         ]
         if self.workers is not None:
             command += ["--workers", str(self.workers)]
-        if not self.access_log:
-            command += ["--access-logfile", os.devnull]
+        if not self.access_log and _hypercorn_logs_access(self.root / "hypercorn.toml"):
+            command += ["--access-logfile", os.devnull]  # a --baseline from before WB_ACCESS_LOG
         command.append("gateway.asgi:app")
-        env = {**os.environ, **self.env, "PYTHONPATH": str(self.root)}
+        access_log = "on" if self.access_log else "off"
+        env = {**os.environ, "WB_ACCESS_LOG": access_log, **self.env, "PYTHONPATH": str(self.root)}
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 command,
@@ -566,6 +568,11 @@ def run_comparison(options: Options, argv: list[str] | None = None) -> dict[str,
 
 
 # --- the table -----------------------------------------------------------------------------
+
+
+def _hypercorn_logs_access(config: Path) -> bool:
+    """Whether a hypercorn.toml turns on Hypercorn's own access log (older revisions did)."""
+    return "accesslog" in tomllib.loads(config.read_text())
 
 
 def _get(result: dict[str, Any], path: str) -> Any:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from quart import Quart, Response
 
+from gateway.access_log import AccessLog
 from gateway.asgi_layers import SECURITY_HEADERS
 from gateway.config import Settings
 from gateway.host_guard import HostGuard
@@ -62,9 +63,11 @@ def create_app(settings: Settings | None = None) -> Quart:
         if services is not None:
             await services.close()
 
-    # Outermost first: RootPath, HostGuard, then the express lane's two routes, then Quart.
+    # Outermost first: AccessLog, RootPath, HostGuard, the express lane's routes, Quart.
     app.asgi_app = ExpressLane(app.asgi_app, lambda: services_of(app))  # type: ignore[method-assign]
     app.asgi_app = HostGuard(app.asgi_app)  # type: ignore[method-assign]
     if settings.root_path:
         app.asgi_app = RootPath(app.asgi_app, settings.root_path)  # type: ignore[method-assign]
+    if settings.access_log:
+        app.asgi_app = AccessLog(app.asgi_app)  # type: ignore[method-assign]
     return app

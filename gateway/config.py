@@ -78,6 +78,13 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _on_off(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in {"on", "off"}:
+        raise ValueError("must be on or off")
+    return value == "on"
+
+
 def _synchronous(raw: str) -> str:
     value = raw.strip().upper()
     if value not in {"FULL", "NORMAL"}:
@@ -154,6 +161,13 @@ class Settings:
         None,
         "The main app's SQLite database (a path, or its DATABASE_URL if that is sqlite:///), "
         "opened read-only. Unset: demo mode with seeded members.",
+    )
+    access_log: bool = setting(
+        "WB_ACCESS_LOG",
+        _on_off,
+        True,
+        "on: a line per request in the log (client, request, status, bytes, seconds); off: none "
+        "(e.g. when the proxy in front logs every request already).",
     )
     allowed_origins: tuple[str, ...] = setting(
         "WB_ALLOWED_ORIGINS",

@@ -89,14 +89,12 @@ class LocalGateway:
         ]
         if self.workers is not None:
             command += ["--workers", str(self.workers)]
-        if not self.access_log:
-            command += ["--access-logfile", os.devnull]
         command.append("gateway.asgi:app")
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, "WB_ACCESS_LOG": "on" if self.access_log else "off", **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
