@@ -7,6 +7,8 @@ Runs, one after another, each on a fresh server bound to 127.0.0.1 on an ephemer
   naive          ../shared/bench/naive_quart.py (one Hypercorn worker, its docstring's command)
   gateway-1      this checkout's gateway, hypercorn.toml with --workers 1
   gateway        this checkout's gateway, hypercorn.toml as shipped (2 workers)
+  floor          benchmarks/floor.py, a bare SSE app on the same Hypercorn: streams only, the
+                 least a held stream can cost on this server
   baseline       with --baseline REV: that commit's gateway and its own hypercorn.toml, from a
                  temporary `git worktree` (removed afterwards)
 
@@ -55,7 +57,7 @@ NAIVE_DIR = (PROJECT_ROOT / ".." / "shared" / "bench").resolve()
 COOKIE_NAME = "wb_session_id"
 RUNNING_ON = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
 CONVERSATION_CONCURRENCY = 16
-TARGET_NAMES = ("naive", "gateway-1", "gateway")
+TARGET_NAMES = ("naive", "gateway-1", "gateway", "floor")
 
 
 @dataclass
@@ -113,24 +115,27 @@ def wait_for_workers(master: int, count: int, timeout: float = 30) -> list[int]:
     raise RuntimeError(f"expected {count} workers under {master}, found {worker_pids(master)}")
 
 
-class NaiveServer:
-    """naive_quart.py started as its docstring says, from its folder, on an ephemeral port."""
+class PlainServer:
+    """A Hypercorn server that is not the gateway, on an ephemeral port, in its own session
+    (stopped by its process group)."""
 
-    def __init__(self, folder: Path, data_dir: Path) -> None:
-        self.folder = folder
+    name = "server"
+
+    def __init__(self, data_dir: Path, command: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
-        self.log_path = data_dir / "naive.log"
+        self.command = command
+        self.cwd = cwd
+        self.env = env
+        self.log_path = data_dir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
-    def start(self) -> NaiveServer:
-        hypercorn = Path(sys.executable).parent / "hypercorn"
-        command = [str(hypercorn), "naive_quart:app", "--bind", "127.0.0.1:0"]
+    def start(self) -> PlainServer:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command,
-                cwd=self.folder,
-                env={**os.environ, "WB_NAIVE_DB": str(self.data_dir / "naive.db")},
+                self.command,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -142,24 +147,20 @@ class NaiveServer:
                 self.port = int(match.group(1))
                 break
             if self.process.poll() is not None:
-                raise RuntimeError(f"naive_quart exited:\n{self.log_path.read_text()}")
+                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()}")
             time.sleep(0.05)
         else:
             self.stop()
-            raise RuntimeError("naive_quart did not start in 30 s")
-        # Ready when a send is stored (its table is created before serving).
+            raise RuntimeError(f"{self.name} did not start in 30 s")
         while time.monotonic() < deadline:
-            try:
-                response = httpx.post(
-                    f"http://127.0.0.1:{self.port}/send", json={"to": 0, "body": "warm"}
-                )
-                if response.status_code == 201:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self.ready():
+                return self
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError("naive_quart never answered")
+        raise RuntimeError(f"{self.name} never answered")
+
+    def ready(self) -> bool:
+        return True
 
     def worker_pids(self) -> list[int]:
         assert self.process is not None
@@ -175,6 +176,49 @@ class NaiveServer:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+class NaiveServer(PlainServer):
+    """naive_quart.py started as its docstring says, from its folder."""
+
+    name = "naive"
+
+    def __init__(self, folder: Path, data_dir: Path) -> None:
+        hypercorn = Path(sys.executable).parent / "hypercorn"
+        command = [str(hypercorn), "naive_quart:app", "--bind", "127.0.0.1:0"]
+        super().__init__(data_dir, command, folder, {"WB_NAIVE_DB": str(data_dir / "naive.db")})
+
+    def ready(self) -> bool:
+        # Its table is created before serving: ready when a send is stored.
+        try:
+            response = httpx.post(
+                f"http://127.0.0.1:{self.port}/send", json={"to": 0, "body": "warm"}
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 201
+
+
+class FloorServer(PlainServer):
+    """benchmarks/floor.py: a bare SSE app on Hypercorn with the gateway's hypercorn.toml and
+    one worker, for the least a held stream can cost on this server."""
+
+    name = "floor"
+
+    def __init__(self, data_dir: Path) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "--config",
+            str(PROJECT_ROOT / "hypercorn.toml"),
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "benchmarks.floor:app",
+        ]
+        super().__init__(data_dir, command, PROJECT_ROOT, {})
 
 
 class WorktreeGateway(LocalGateway):
@@ -408,6 +452,30 @@ def run_target(
         "host": "127.0.0.1",
         "connect_concurrency": options.connect_concurrency,
     }
+    if name == "floor":
+        floor = FloorServer(work).start()
+        try:
+            pids = floor.worker_pids()
+            config = {
+                **common,
+                "phases": {"memory": phases(options)["memory"]},  # it has no messages
+                "api": "floor",
+                "heartbeat_seconds": 15.0,  # benchmarks/floor.py's default
+                "receivers": [{"path": "/stream"}] * options.memory_streams,
+                "port": floor.port,
+                "worker_pids": pids,
+            }
+            result = run_loadgen(config, work, options)
+        finally:
+            floor.stop()
+        return {
+            "name": name,
+            "description": "benchmarks/floor.py, a bare SSE app: hypercorn.toml, 1 worker; "
+            "streams only",
+            "workers": len(pids),
+            "seconds": round(time.monotonic() - started, 1),
+            **result,
+        }
     if name == "naive":
         server = NaiveServer(Path(options.naive_dir), work).start()
         try:

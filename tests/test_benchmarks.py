@@ -84,3 +84,16 @@ def test_compare_in_miniature_loses_nothing_and_reports_every_figure(tmp_path: P
             assert value is not None, (name, label)
     assert "x" in report["table"]
     assert Path(report["json_path"]).exists()
+
+
+@pytest.mark.e2e
+def test_the_floor_holds_streams_and_reports_only_their_cost(tmp_path: Path) -> None:
+    argv = ["--targets", "floor", "--memory-streams", "50", "--hold-seconds", "2"]
+    report = run_comparison(parse_args([*argv, "--results-dir", str(tmp_path)]), argv)
+    (floor,) = report["targets"]
+    assert "error" not in floor, floor
+    memory = floor["memory"]
+    assert (memory["opened"], memory["failed"], memory["ended_early"]) == (50, 0, 0)
+    assert memory["rss_per_stream_kb"] is not None
+    assert set(floor) & {"bursts", "loop"} == set()  # a bare app has no messages
+    assert "floor" in report["table"]
