@@ -118,6 +118,12 @@ class PayloadTooLarge(GatewayError):
     default_message = f"The request body is larger than {MAX_REQUEST_BYTES // 1024} KiB."
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    code = "request_timeout"
+    default_message = "The request body did not arrive in time."
+
+
 class RateLimited(GatewayError):
     """A member did something more often than its `WB_RATE_*` limit allows; nothing was
     written. `retry_after`: whole seconds until it is allowed again (the `Retry-After`

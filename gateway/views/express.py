@@ -33,6 +33,7 @@ from gateway.exceptions import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
 )
 from gateway.limits import MAX_CLIENT_ID_CHARS, MAX_ID, MAX_REQUEST_BYTES
 from gateway.live import feed
@@ -50,9 +51,10 @@ ROUTES: tuple[tuple[str, frozenset[str]], ...] = (
     ("/api/stream", frozenset({"GET", "HEAD"})),
 )
 _SEND_PATH = re.compile(r"/api/conversations/([0-9]+)/messages")
+_ID_DIGITS = len(str(MAX_ID))
 _STREAM_PATH = "/api/stream"
 _NOT_ALLOWED = ("method_not_allowed", "The method is not allowed for the requested URL.")
-# As long as Quart waits for a request body (its BODY_TIMEOUT).
+# As long as Quart waits for a request body (its BODY_TIMEOUT); then 408.
 BODY_SECONDS = 60.0
 
 STREAM_HEADERS: Headers = [
@@ -140,9 +142,10 @@ class ExpressLane:
         send: ASGISendCallable,
         raw_id: str,
     ) -> None:
-        conversation_id = int(raw_id)
-        if not 1 <= conversation_id <= MAX_ID:
+        # No conversation has a longer id (nor should int() parse thousands of digits).
+        if len(raw_id) > _ID_DIGITS or not 1 <= int(raw_id) <= MAX_ID:
             raise NotFound()
+        conversation_id = int(raw_id)
         headers = _headers(scope)
         s, member, _ = await self._member(scope, headers)
         payload = parse_json_object(await _body(receive, headers))
@@ -219,18 +222,21 @@ async def _body(receive: ASGIReceiveCallable, headers: dict[bytes, str]) -> byte
         raise PayloadTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async with asyncio.timeout(BODY_SECONDS):
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone()
-            chunk = cast(bytes, message.get("body", b""))
-            size += len(chunk)
-            if size > MAX_REQUEST_BYTES:
-                raise PayloadTooLarge()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone()
+                chunk = cast(bytes, message.get("body", b""))
+                size += len(chunk)
+                if size > MAX_REQUEST_BYTES:
+                    raise PayloadTooLarge()
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise RequestTimeout() from None
 
 
 async def _json(send: ASGISendCallable, status: int, payload: dict[str, Any]) -> None:

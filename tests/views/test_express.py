@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.limits import MAX_REQUEST_BYTES
 from gateway.services import Services
+from gateway.views import express
 from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
 
 TIMEOUT = 5.0
@@ -219,3 +220,27 @@ async def test_the_lane_routes_under_a_root_path(app_db: Path, tmp_path: Path) -
             f"/api/conversations/{conversation_id}/messages", json={"body": "x"}, headers=cookie
         )
         assert outside.status_code == 404
+
+
+async def test_a_body_that_stops_arriving_is_408(
+    app: RunningApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(express, "BODY_SECONDS", 0.2)
+    conversation_id = await conversation(app)
+    exchange = Exchange()
+    task = run(app, scope("POST", f"/api/conversations/{conversation_id}/messages"), exchange)
+    await exchange.to_app.put({"type": "http.request", "body": b'{"body": "sl', "more_body": True})
+    status, _, body = await exchange.response()  # and nothing more ever comes
+    await asyncio.wait_for(task, TIMEOUT)
+    assert status == 408
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert await stored_bodies(app) == []
+
+
+async def test_an_id_longer_than_any_is_404(app: RunningApp) -> None:
+    response = await app.test_client().post(
+        "/api/conversations/" + "9" * 5000 + "/messages",
+        json={"body": "x"},
+        headers={"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"},
+    )
+    assert response.status_code == 404
