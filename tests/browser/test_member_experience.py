@@ -675,7 +675,7 @@ def test_notifications_opt_in_show_sender_and_open_the_conversation(sign_in: Any
     bob.send(with_bob, "in the open conversation")
     expect(page.locator("#message-list .text").last).to_have_text("in the open conversation")
     carol.send(with_carol, "Are you coming to the swap? " + "x" * 200)
-    page.wait_for_function("window.__notes.length === 1")
+    page.wait_for_function("() => window.__notes.length === 1")
     note = notes(page)[0]
     assert note["title"] == "carol"
     assert note["body"].startswith("Are you coming to the swap?")
@@ -683,7 +683,7 @@ def test_notifications_opt_in_show_sender_and_open_the_conversation(sign_in: Any
     # Hidden: the open conversation notifies too.
     set_front(page, visible=False, focused=False)
     bob.send(with_bob, "while the tab is hidden")
-    page.wait_for_function("window.__notes.length === 2")
+    page.wait_for_function("() => window.__notes.length === 2")
     assert notes(page)[1]["title"] == "bob"
     # The favicon carries a dot while something is unread.
     assert page.locator("link[rel=icon]").get_attribute("href") == "static/favicon-unread.svg"
