@@ -20,10 +20,11 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlparse
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
-from werkzeug.http import parse_cookie
+from werkzeug.sansio.http import parse_cookie
+from werkzeug.sansio.utils import get_host
 
 from gateway.asgi_layers import RAW_SECURITY_HEADERS, ASGIApp, Headers, reply
 from gateway.auth import Credential
@@ -122,17 +123,16 @@ class ExpressLane:
     ) -> tuple[Services, Member, Credential]:
         """The services, and the signed-in member of a same-origin request."""
         s = self._services()
-        host = headers.get(b"host") or _server_host(scope)
         if is_cross_site(
             scope["method"],
             _route_path(scope),
             headers.get(b"origin"),
             headers.get(b"sec-fetch-site"),
-            host,
+            _host(scope, headers),
             s.settings.allowed_origins,
         ):
             raise CrossOrigin()
-        member, credential = await s.authenticator.member(parse_cookie(headers.get(b"cookie", "")))
+        member, credential = await s.authenticator.member(parse_cookie(_cookies(scope)))
         return s, member, credential
 
     async def _send(
@@ -218,7 +218,7 @@ async def _disconnected(receive: ASGIReceiveCallable) -> None:
 async def _body(receive: ASGIReceiveCallable, headers: dict[bytes, str]) -> bytes:
     """The whole request body, refused past MAX_REQUEST_BYTES (declared or sent)."""
     declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
         raise PayloadTooLarge()
     chunks: list[bytes] = []
     size = 0
@@ -249,26 +249,40 @@ async def _json(send: ASGISendCallable, status: int, payload: dict[str, Any]) ->
 
 
 def _route_path(scope: HTTPScope) -> str:
-    """The path Quart would route: without the `root_path` a proxy passed through."""
+    """The path Quart would route: an absolute-form target reduced to its path, without the
+    `root_path` a proxy passed through (a path outside it routes nowhere)."""
     path = scope["path"]
+    if not path.startswith("/"):
+        path = urlparse(path).path
     root = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
+    if root:
+        return path[len(root) :] if path.startswith(root) and path != root else " "
+    return path
 
 
 def _headers(scope: HTTPScope) -> dict[bytes, str]:
-    """Header values by lower-case name; repeated ones joined as HTTP allows (cookies by `;`)."""
+    """Each header's first value by lower-case name, as Quart's `request.headers.get` gives
+    it."""
     found: dict[bytes, str] = {}
     for name, value in scope["headers"]:
-        text = value.decode("latin-1")
-        if name in found:
-            text = found[name] + ("; " if name == b"cookie" else ", ") + text
-        found[name] = text
+        found.setdefault(name, value.decode("latin-1"))
     return found
 
 
-def _server_host(scope: HTTPScope) -> str:
-    server = scope.get("server")
-    return f"{server[0]}:{server[1]}" if server else ""
+def _cookies(scope: HTTPScope) -> str:
+    """Every Cookie header, joined as Quart (Werkzeug) joins them."""
+    return ";".join(
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"
+    )
+
+
+def _host(scope: HTTPScope, headers: dict[bytes, str]) -> str:
+    """The host as Quart's `request.host` has it: a default port dropped; without a Host
+    header, the server's address (HTTP/1.1) or nothing (HTTP/1.0, as Quart sets it)."""
+    header = headers.get(b"host")
+    if header is None and scope["http_version"] < "1.1":
+        header = ""
+    return get_host(scope["scheme"], header, scope.get("server"))
 
 
 def _query_value(scope: HTTPScope, name: str) -> str | None:

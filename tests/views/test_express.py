@@ -244,3 +244,56 @@ async def test_an_id_longer_than_any_is_404(app: RunningApp) -> None:
         headers={"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"},
     )
     assert response.status_code == 404
+
+
+async def send_with(
+    app: RunningApp, path: str, extra: Sequence[tuple[bytes, bytes]], conversation_id: int
+) -> int:
+    """The status of a send whose request carries `extra` headers beside the session."""
+    exchange = Exchange()
+    request = scope("POST", path.format(id=conversation_id))
+    request["headers"] = [*request["headers"], *extra]
+    task = run(app, request, exchange)
+    body = json.dumps({"body": "odd request"}).encode()
+    await exchange.to_app.put({"type": "http.request", "body": body, "more_body": False})
+    status, _, _ = await exchange.response()
+    await asyncio.wait_for(task, TIMEOUT)
+    return status
+
+
+async def test_a_cookie_that_is_not_utf8_does_not_stop_the_session(app: RunningApp) -> None:
+    """Under /messages/ on the main site, the gateway gets every cookie of the host."""
+    conversation_id = await conversation(app)
+    extra = [(b"cookie", b"other-app=\xe9t\xe9")]
+    assert await send_with(app, "/api/conversations/{id}/messages", extra, conversation_id) == 201
+    exchange = Exchange()
+    request = scope("GET", "/api/stream", member=BOB)
+    request["headers"] = [*request["headers"], *extra]
+    task = run(app, request, exchange)
+    await exchange.to_app.put({"type": "http.request", "body": b"", "more_body": False})
+    assert (await exchange.next())["status"] == 200
+    await exchange.to_app.put({"type": "http.disconnect"})
+    await asyncio.wait_for(task, TIMEOUT)
+
+
+async def test_a_host_with_its_default_port_is_the_same_origin(app: RunningApp) -> None:
+    """As a proxy with `proxy_set_header Host $host:$server_port` sends it."""
+    conversation_id = await conversation(app)
+    exchange = Exchange()
+    request = scope("POST", f"/api/conversations/{conversation_id}/messages")
+    request["headers"] = [
+        (b"host", b"localhost:80") if name == b"host" else (name, value)
+        for name, value in request["headers"]
+    ] + [(b"origin", b"http://localhost")]
+    task = run(app, request, exchange)
+    body = json.dumps({"body": "through a proxy"}).encode()
+    await exchange.to_app.put({"type": "http.request", "body": body, "more_body": False})
+    status, _, _ = await exchange.response()
+    await asyncio.wait_for(task, TIMEOUT)
+    assert status == 201
+
+
+async def test_an_absolute_form_target_is_routed_by_its_path(app: RunningApp) -> None:
+    conversation_id = await conversation(app)
+    path = "http://localhost/api/conversations/{id}/messages"
+    assert await send_with(app, path, [], conversation_id) == 201
