@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.access_log import AccessLog
 from gateway.app import create_app
 from gateway.config import Settings
 from tests.support.localserver import LocalGateway
@@ -25,10 +26,9 @@ def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[re.Match[str]]:
-    found = [
-        LINE.fullmatch(r.getMessage()) for r in caplog.records if r.name == "gateway.access_log"
-    ]
-    assert all(found), [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.access_log"]
+    found = [LINE.fullmatch(message) for message in messages]
+    assert all(found), messages
     return [m for m in found if m]
 
 
@@ -49,22 +49,44 @@ async def test_each_request_is_one_line_with_its_status_and_size(
         refused = await client.get("/api/me")
     answered = lines(logged)
     assert [(m[2], m[3], m[5]) for m in answered] == [
-        ("POST", "/api/conversations?from=test", "201"),
+        ("POST", "/api/conversations", "201"),  # never the query
         ("POST", f"/api/conversations/{conversation_id}/messages", "201"),
         ("GET", "/api/me", "401"),
     ]
     assert int(answered[1][6]) == len(await sent.get_data())
     assert int(answered[2][6]) == len(await refused.get_data())
-    assert "logged" not in logged.text  # bodies are never logged
+    for secret in ("logged", "from=test", cookies[ALICE]):  # no body, query or cookie
+        assert secret not in logged.text
+
+
+async def test_a_path_cannot_forge_a_line(logged: pytest.LogCaptureFixture) -> None:
+    async def not_found(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    async def ignore(message: object) -> None:
+        pass
+
+    layer = AccessLog(not_found)
+    forged = '\n2026-01-01 00:00:00 INFO gateway.access_log: 1.2.3.4:5 "GET /admin HTTP/1.1" 200'
+    for raw_path in (b"/x" + forged.replace("\n", "%0A").encode(), None):  # raw_path is optional
+        scope = {"type": "http", "method": "GET", "path": "/x" + forged, "query_string": b"",
+                 "http_version": "1.1", "client": ("10.0.0.1", 4)}  # fmt: skip
+        if raw_path is not None:
+            scope["raw_path"] = raw_path
+        await layer(scope, None, ignore)  # type: ignore[arg-type]
+    written = [r.getMessage() for r in logged.records]
+    assert all("\n" not in line for line in written)
+    assert "/x%0A2026-01-01" in written[0]
+    assert "/x\\x0a2026-01-01" in written[1]
 
 
 async def test_off_writes_nothing(
     settings: Settings, cookies: dict[int, str], logged: pytest.LogCaptureFixture
 ) -> None:
     async with create_app(replace(settings, access_log=False)).test_app() as app:
-        assert (
-            await app.test_client().get("/api/me", headers=as_member(cookies[ALICE]))
-        ).status_code == 200
+        me = await app.test_client().get("/api/me", headers=as_member(cookies[ALICE]))
+        assert me.status_code == 200
     assert lines(logged) == []
 
 
@@ -78,7 +100,7 @@ async def test_the_real_server_logs_requests_and_streams(tmp_path: Path, app_db:
     try:
         cookie = {"Cookie": f"{COOKIE}={server.cookie_for(ALICE)}"}
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
-            assert (await client.get("/api/me", headers=cookie)).status_code == 200
+            assert (await client.get("/api/me?secret=q", headers=cookie)).status_code == 200
             async with client.stream("GET", "/api/stream", headers=cookie) as stream:
                 async for _ in stream.aiter_bytes():
                     break  # the hello: the stream is open; leaving ends it
@@ -87,3 +109,4 @@ async def test_the_real_server_logs_requests_and_streams(tmp_path: Path, app_db:
     text = server.log_text()
     assert re.search(r'127\.0\.0\.1:\d+ "GET /api/me HTTP/1\.1" 200 \d+ \d+\.\d{3}s', text), text
     assert re.search(r'"GET /api/stream HTTP/1\.1" 200 \d+ \d+\.\d{3}s', text), text
+    assert "secret=q" not in text
