@@ -54,6 +54,7 @@ ROUTES: tuple[tuple[str, frozenset[str]], ...] = (
 _SEND_PATH = re.compile(r"/api/conversations/([0-9]+)/messages")
 _ID_DIGITS = len(str(MAX_ID))
 _STREAM_PATH = "/api/stream"
+_STREAM_ALLOW = ("Allow", "GET, HEAD, OPTIONS")
 _NOT_ALLOWED = ("method_not_allowed", "The method is not allowed for the requested URL.")
 # As long as Quart waits for a request body (its BODY_TIMEOUT); then 408.
 BODY_SECONDS = 60.0
@@ -90,8 +91,10 @@ class ExpressLane:
             if path == _STREAM_PATH:
                 if method in ("GET", "HEAD"):
                     await self._answer(scope, send, self._stream(scope, receive, send))
+                elif method == "OPTIONS":
+                    await reply(send, 200, headers=[_STREAM_ALLOW])
                 else:
-                    await reply(send, 405, error=_NOT_ALLOWED, headers=[("Allow", "GET, HEAD")])
+                    await reply(send, 405, error=_NOT_ALLOWED, headers=[_STREAM_ALLOW])
                 return
             if method == "POST" and path.endswith("/messages"):
                 matched = _SEND_PATH.fullmatch(path)

@@ -193,7 +193,10 @@ async def test_other_methods_on_the_stream_are_405(app: RunningApp) -> None:
     )
     assert response.status_code == 405
     assert (await response.get_json())["error"]["code"] == "method_not_allowed"
-    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    options = await app.test_client().options("/api/stream")
+    assert options.status_code == 200
+    assert options.headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
 async def test_the_lane_routes_under_a_root_path(app_db: Path, tmp_path: Path) -> None:
