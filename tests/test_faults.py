@@ -73,7 +73,9 @@ async def test_kill_9_of_a_worker_under_load_loses_and_repeats_nothing(
 
                 senders = [asyncio.create_task(sender(n)) for n in range(SENDERS)]
                 await asyncio.sleep(0.8)
-                os.kill(server.worker_pids()[0], signal.SIGKILL)
+                workers = server.worker_pids()
+                assert workers, f"no worker to kill:\n{server.log_text()}"
+                os.kill(workers[0], signal.SIGKILL)
                 await asyncio.wait_for(asyncio.gather(*senders), 20)
             # Hypercorn's master stops the other worker too: systemd would restart it all.
             await asyncio.to_thread(server.wait_exited, 30)

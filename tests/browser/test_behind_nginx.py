@@ -92,11 +92,11 @@ def site(
                 port=nginx_port,
             ) as nginx,
         ):
-            wait_for_the_chain(nginx)
+            wait_for_the_chain(nginx, gateway)
             yield Site(wb, gateway, nginx, {"hank": hank, "alice": alice, "bob": bob, "dave": dave})
 
 
-def wait_for_the_chain(nginx: Nginx, timeout: float = 15.0) -> None:
+def wait_for_the_chain(nginx: Nginx, gateway: LocalGateway, timeout: float = 15.0) -> None:
     """Until nginx reaches the gateway (both just started, on a possibly busy machine)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -106,7 +106,10 @@ def wait_for_the_chain(nginx: Nginx, timeout: float = 15.0) -> None:
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"nginx never reached the gateway:\n{nginx.log_text()}")
+            raise RuntimeError(
+                f"nginx never reached the gateway:\n{nginx.log_text()[-3000:]}\n"
+                f"the gateway's log:\n{gateway.log_text()}"
+            )
         time.sleep(0.1)
 
 
