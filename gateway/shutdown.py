@@ -42,12 +42,17 @@ def handle_termination(end_streams: Callable[[], None]) -> None:
     master = os.getppid()
     loop = asyncio.get_running_loop()
 
+    def signal_master(signum: signal.Signals) -> None:
+        # Only while it is still our parent: once it has exited, its process id may already
+        # belong to another process (ids wrap around, at 32768 on small machines).
+        if master != 1 and os.getppid() == master:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(master, signum)
+
     def terminate() -> None:
         log.info("SIGTERM: ending open streams and finishing requests in flight")
         end_streams()
-        if master != 1:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(master, signal.SIGTERM)  # graceful shutdown of every worker
+        signal_master(signal.SIGTERM)  # graceful shutdown of every worker
 
     def give_up() -> None:
         # Still here: something hung. Seen in practice: a sibling killed outright (kill -9)
@@ -56,9 +61,7 @@ def handle_termination(end_streams: Callable[[], None]) -> None:
         # Leave the stacks in the log, end the master too (its supervisor restarts the
         # server; systemd's KillMode=control-group ends what remains), and exit.
         faulthandler.dump_traceback(all_threads=True)
-        if master != 1:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(master, signal.SIGKILL)
+        signal_master(signal.SIGKILL)
         os._exit(1)
 
     def on_sigterm(signum: int, frame: object) -> None:
