@@ -166,8 +166,9 @@ class Settings:
         "WB_ACCESS_LOG",
         _on_off,
         True,
-        "on: a line per request in the log (client, request, status, bytes, seconds); off: none "
-        "(e.g. when the proxy in front logs every request already).",
+        "on: a line per request in the log (client, method and path, status, bytes, seconds; "
+        "never a body, a cookie or a query string); off: none (e.g. when the proxy in front "
+        "logs every request already).",
     )
     allowed_origins: tuple[str, ...] = setting(
         "WB_ALLOWED_ORIGINS",
