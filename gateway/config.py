@@ -340,6 +340,8 @@ class Settings:
         lines = []
         for spec in dataclasses.fields(Settings):
             default = "unset" if spec.default in (None, ()) else str(spec.default)
+            if isinstance(spec.default, bool):
+                default = "on" if spec.default else "off"
             lines.append(f"{spec.metadata['env']} (default: {default})")
             lines.append(f"    {spec.metadata['help']}")
         return "\n".join(lines)
