@@ -6,6 +6,7 @@ with a `ConfigError` naming the variable, instead of surfacing later as a confus
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -62,6 +63,14 @@ def database_path(raw: str) -> Path:
     if not path or path == ":memory:" or "?" in path:
         raise ValueError("must name a database file, as sqlite:///path/to/file.db")
     return Path(path)
+
+
+def database_argument(raw: str) -> Path:
+    """`database_path` for a command's argument: a refusal says why, as argparse reports it."""
+    try:
+        return database_path(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{raw!r} {error}") from None
 
 
 def _app_db(raw: str) -> Path:

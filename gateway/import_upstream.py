@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.config import Settings
+from gateway.config import Settings, database_argument
 from gateway.exceptions import ConfigError, Unavailable
 from gateway.live.events import PendingEvent
 from gateway.messaging.actions import ReadState
@@ -473,7 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gateway's messaging.db (WB_MESSAGING_DB). Safe to run again: nothing is imported "
         "twice. All or nothing: a thread that can't be merged in order refuses the run.",
     )
-    parser.add_argument("source", type=Path, metavar="PATH/TO/messages.db")
+    parser.add_argument(
+        "source",
+        type=database_argument,
+        metavar="PATH/TO/messages.db",
+        help="a path, or WhiteBalloon's MESSAGING_DATABASE_URL (sqlite:///data/messages.db)",
+    )
     parser.add_argument(
         "--skip-thread",
         type=int,

@@ -462,6 +462,18 @@ async def test_command_refuses_beside_the_running_gateway(
     assert dump(settings.messaging_db) == before
 
 
+async def test_command_takes_whiteballoons_database_url(tmp_path: Path) -> None:
+    """MESSAGING_DATABASE_URL as WhiteBalloon's .env has it, relative to where it is run."""
+    up = sample(tmp_path / "messages.db")
+    target = tmp_path / "fresh" / "messaging.db"
+    code, out, err = await run(tmp_path, f"sqlite:///{up.path}", WB_MESSAGING_DB=str(target))
+    assert (code, err) == (0, "")
+    assert "messages:       7 imported" in out
+    code, out, err = await run(tmp_path, "postgresql://wb@db/messages", WB_MESSAGING_DB=str(target))
+    assert code == 2
+    assert "'postgresql' database" in err
+
+
 async def test_command_on_a_bad_file_creates_no_messaging_db(tmp_path: Path) -> None:
     target = tmp_path / "messaging.db"
     code, _, err = await run(
