@@ -50,8 +50,18 @@ async def connect(
     return conn
 
 
-def connect_writer(path: Path, synchronous: str) -> sqlite3.Connection:
-    """The write connection, migrated; to be created (and used) on the writer's thread."""
+def connect_writer(path: Path, synchronous: str, lock: ProcessLock) -> sqlite3.Connection:
+    """The write connection, migrated; to be created (and used) on the writer's thread.
+
+    Under the workers' write lock: workers starting together on a new database would
+    otherwise race to switch it to WAL, which SQLite refuses at once ("database is locked",
+    no busy wait) while another connection is migrating it, and that worker fails to start.
+    """
+    with lock:
+        return _connect_writer(path, synchronous)
+
+
+def _connect_writer(path: Path, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row
@@ -117,7 +127,7 @@ class Writer:
 
     def _serve(self, ready: concurrent.futures.Future[sqlite3.Connection]) -> None:
         try:
-            conn = connect_writer(self._path, self._synchronous)
+            conn = connect_writer(self._path, self._synchronous, self._lock)
         except BaseException as error:
             ready.set_exception(error)
             return
@@ -172,11 +182,8 @@ class Writer:
 
     def _together(self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]) -> list[_Outcome]:
         """Every job in one transaction and one fsync; no savepoints, as failures are rare."""
-        self._lock.acquire()  # blocking is fine: this thread does nothing else meanwhile
-        try:
+        with self._lock:  # blocking is fine: this thread does nothing else meanwhile
             return self._in_transaction(conn, jobs)
-        finally:
-            self._lock.release()
 
     def _in_transaction(
         self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]

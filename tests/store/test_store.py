@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +222,40 @@ async def test_the_writer_survives_a_batch_that_fails_outside_any_transaction(
         assert await asyncio.wait_for(store.write(lambda conn: insert_conversation(conn, 2)), 5)
     finally:
         await store.close()
+
+
+def _open_writer_when_told(path: str, go: Any, results: Any) -> None:
+    from gateway.store.connections import connect_writer
+    from gateway.store.process_lock import ProcessLock
+
+    lock = ProcessLock(Path(path + ".lock"))
+    go.wait()
+    try:
+        connect_writer(Path(path), "FULL", lock).close()
+        results.put("ok")
+    except Exception as error:  # the refusal the test looks for
+        results.put(repr(error))
+    finally:
+        lock.close()
+
+
+def test_workers_starting_together_on_a_new_database_all_start(tmp_path: Path) -> None:
+    """Without the lock around opening, one in four such starts failed: a worker switching
+    the database to WAL while another migrated it got "database is locked" and died."""
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(5):
+        path = str(tmp_path / f"round{round_}" / "messaging.db")
+        Path(path).parent.mkdir()
+        go, results = context.Event(), context.Queue()
+        workers = [
+            context.Process(target=_open_writer_when_told, args=(path, go, results))
+            for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        time.sleep(1.0)  # every process imported and waiting
+        go.set()
+        outcomes = [results.get(timeout=30) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=30)
+        assert outcomes == ["ok"] * 4, (round_, outcomes)
