@@ -5,7 +5,8 @@
 client, method and path, status, response body bytes, seconds from request to the response's
 end (a stream's line comes when the stream ends), through the gateway's log. Never a body, a
 cookie or a query string (a query may hold what a member searched for, or a moderator's
-reason for an export); the path as sent, still percent-encoded, so it can't forge a line.
+reason for an export). The method and path are logged percent-encoded wherever they aren't
+plain, so no request can forge or garble a line.
 
 The gateway writes it rather than Hypercorn because Hypercorn's access log builds, for every
 request and whatever the format uses, a dict of every request and response header and every
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import quote, quote_from_bytes, urlsplit
 
 from hypercorn.typing import (
     ASGIReceiveCallable,
@@ -31,7 +33,9 @@ from gateway.asgi_layers import ASGIApp
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A path's own characters (RFC 3986 pchar and "/"), and "%" so its escapes stay as sent.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # what a method may be (RFC 9110)
 
 
 class AccessLog:
@@ -64,7 +68,7 @@ class AccessLog:
             self._log.info(
                 '%s "%s %s HTTP/%s" %s %d %.3fs',
                 f"{client[0]}:{client[1]}" if client else "-",
-                scope["method"],
+                _method(scope),
                 _target(scope),
                 scope["http_version"],
                 status or "-",  # none: the client left before an answer
@@ -74,8 +78,16 @@ class AccessLog:
 
 
 def _target(scope: HTTPScope) -> str:
-    """The path as the client sent it (percent-encoded, without the query), any control
-    character escaped besides."""
-    raw = scope.get("raw_path")
-    path = raw.decode("latin-1").partition("?")[0] if raw else scope["path"]
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
+    """The path as the client sent it, percent-encoded wherever it isn't plain (a space, a
+    quote, a backslash, a control or non-ASCII byte: HTTP/2 allows some of them in a path),
+    without a query, a fragment, or an absolute-form target's scheme, userinfo and host."""
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+    target = raw.partition(b"?")[0].partition(b"#")[0]
+    if not target.startswith(b"/"):
+        target = urlsplit(target).path
+    return quote_from_bytes(target, safe=_PATH_SAFE) or "/"
+
+
+def _method(scope: HTTPScope) -> str:
+    method = scope["method"]
+    return method if _TOKEN.fullmatch(method) else quote(method, safe="")

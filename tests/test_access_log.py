@@ -59,7 +59,7 @@ async def test_each_request_is_one_line_with_its_status_and_size(
         assert secret not in logged.text
 
 
-async def test_a_path_cannot_forge_a_line(logged: pytest.LogCaptureFixture) -> None:
+async def logged_line(scope: dict[str, object], caplog: pytest.LogCaptureFixture) -> str:
     async def not_found(scope: object, receive: object, send: object) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})  # type: ignore[operator]
         await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
@@ -67,18 +67,43 @@ async def test_a_path_cannot_forge_a_line(logged: pytest.LogCaptureFixture) -> N
     async def ignore(message: object) -> None:
         pass
 
-    layer = AccessLog(not_found)
-    forged = '\n2026-01-01 00:00:00 INFO gateway.access_log: 1.2.3.4:5 "GET /admin HTTP/1.1" 200'
-    for raw_path in (b"/x" + forged.replace("\n", "%0A").encode(), None):  # raw_path is optional
-        scope = {"type": "http", "method": "GET", "path": "/x" + forged, "query_string": b"",
-                 "http_version": "1.1", "client": ("10.0.0.1", 4)}  # fmt: skip
-        if raw_path is not None:
-            scope["raw_path"] = raw_path
-        await layer(scope, None, ignore)  # type: ignore[arg-type]
-    written = [r.getMessage() for r in logged.records]
-    assert all("\n" not in line for line in written)
-    assert "/x%0A2026-01-01" in written[0]
-    assert "/x\\x0a2026-01-01" in written[1]
+    caplog.clear()
+    base = {"type": "http", "method": "GET", "query_string": b"", "http_version": "2",
+            "client": ("10.0.0.1", 4)}  # fmt: skip
+    await AccessLog(not_found)({**base, **scope}, None, ignore)  # type: ignore[arg-type]
+    (line,) = [r.getMessage() for r in caplog.records]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("scope", "logged_as"),
+    [
+        # A newline, percent-encoded (HTTP/1.1) or raw (another server's decoding).
+        ({"path": "/x\nforged", "raw_path": b"/x%0Aforged"}, '"GET /x%0Aforged HTTP/2" 404'),
+        ({"path": "/x\nforged"}, '"GET /x%0Aforged HTTP/2" 404'),
+        # HTTP/2 lets a path hold spaces and quotes, and a method anything but CR, LF, NUL.
+        ({"path": '/a" 200 0 0.001s FORGED x', "raw_path": b'/a" 200 0 0.001s FORGED x'},
+         '"GET /a%22%20200%200%200.001s%20FORGED%20x HTTP/2" 404'),
+        ({"path": "/x", "method": 'GET /FORGED HTTP/1.1" 200 1 \x1b[2J'},
+         '"GET%20%2FFORGED%20HTTP%2F1.1%22%20200%201%20%1B%5B2J /x HTTP/2" 404'),
+        ({"path": "/caf\u00e9\\", "raw_path": "/caf\u00e9\\".encode()},
+         '"GET /caf%C3%A9%5C HTTP/2" 404'),
+        # Absolute-form: only its path; never userinfo, a host or a fragment.
+        ({"path": "/api/stream", "raw_path": b"http://alice:hunter2@host:80/api/stream"},
+         '"GET /api/stream HTTP/2" 404'),
+        ({"path": "/healthz#secret", "raw_path": b"/healthz#secret"}, '"GET /healthz HTTP/2" 404'),
+    ],
+)  # fmt: skip
+async def test_no_request_can_forge_or_garble_a_line(
+    scope: dict[str, object], logged_as: str, logged: pytest.LogCaptureFixture
+) -> None:
+    line = await logged_line(scope, logged)
+    assert line.startswith('10.0.0.1:4 "'), line
+    assert logged_as in line, line
+    assert line.isprintable(), line
+    assert line.isascii(), line
+    for secret in ("hunter2", "secret", "FORGED x"):
+        assert secret not in line
 
 
 async def test_off_writes_nothing(
