@@ -255,3 +255,12 @@ def test_a_bad_setting_stops_the_server_with_a_clear_message(tmp_path: Path, app
     with pytest.raises(RuntimeError) as failure:
         server.start()
     assert "WB_SESSION_MAX_AGE='a fortnight' is invalid" in str(failure.value)
+
+
+async def test_responses_do_not_name_the_server(tmp_path: Path, app_db: Path) -> None:
+    with gateway(tmp_path, app_db, workers=1) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert "server" not in response.headers
+    assert "date" in response.headers
