@@ -34,12 +34,10 @@ import os
 import platform
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +47,7 @@ import httpx
 
 from gateway.store.stand_in import DirectoryEntry, create_directory, create_sessions
 from loadtests.run import BENCHMARK_RATE_LIMITS
-from tests.support.localserver import LocalGateway
+from tests.support.localserver import LocalGateway, stop_session
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
@@ -168,14 +166,8 @@ class PlainServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process is not None:
+            stop_session(process)
 
 
 class NaiveServer(PlainServer):
@@ -219,45 +211,6 @@ class FloorServer(PlainServer):
             "benchmarks.floor:app",
         ]
         super().__init__(data_dir, command, PROJECT_ROOT, {})
-
-
-class WorktreeGateway(LocalGateway):
-    """LocalGateway, but the gateway (and its hypercorn.toml) of another checkout."""
-
-    def __init__(self, root: Path, data_dir: Path, **kwargs: Any) -> None:
-        super().__init__(data_dir, **kwargs)
-        self.root = root
-
-    def start(self) -> WorktreeGateway:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "--config",
-            str(self.root / "hypercorn.toml"),
-            "--bind",
-            "127.0.0.1:0",
-        ]
-        if self.workers is not None:
-            command += ["--workers", str(self.workers)]
-        if not self.access_log and _hypercorn_logs_access(self.root / "hypercorn.toml"):
-            command += ["--access-logfile", os.devnull]  # a --baseline from before WB_ACCESS_LOG
-        command.append("gateway.asgi:app")
-        access_log = "on" if self.access_log else "off"
-        env = {**os.environ, "WB_ACCESS_LOG": access_log, **self.env, "PYTHONPATH": str(self.root)}
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                cwd=self.root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.port = self._wait_for_port()
-        self._wait_until_healthy()
-        return self
 
 
 def configured_workers(config: Path) -> int:
@@ -509,11 +462,9 @@ def run_target(
     }
     if name == "baseline":
         assert baseline_root is not None
-        gateway: LocalGateway = WorktreeGateway(baseline_root, work / "data", **kwargs)
-        toml = baseline_root / "hypercorn.toml"
-    else:
-        gateway = LocalGateway(work / "data", **kwargs)
-        toml = PROJECT_ROOT / "hypercorn.toml"
+        kwargs["root"] = baseline_root
+    gateway = LocalGateway(work / "data", **kwargs)
+    toml = gateway.root / "hypercorn.toml"
     expected = workers or configured_workers(toml)
     with gateway:
         assert gateway._process is not None
@@ -636,11 +587,6 @@ def run_comparison(options: Options, argv: list[str] | None = None) -> dict[str,
 
 
 # --- the table -----------------------------------------------------------------------------
-
-
-def _hypercorn_logs_access(config: Path) -> bool:
-    """Whether a hypercorn.toml turns on Hypercorn's own access log (older revisions did)."""
-    return "accesslog" in tomllib.loads(config.read_text())
 
 
 def _get(result: dict[str, Any], path: str) -> Any:

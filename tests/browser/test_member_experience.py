@@ -5,10 +5,7 @@ report buttons, times and date separators, the unread divider, and notifications
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +16,7 @@ from playwright.sync_api import Page, Route, expect
 
 from tests.browser.axe import assert_no_violations
 from tests.browser.conftest import DEMO, open_thread, wait_live
-from tests.support.localserver import HYPERCORN_CONFIG, PROJECT_ROOT, LocalGateway
+from tests.support.localserver import LocalGateway
 
 pytestmark = pytest.mark.browser
 
@@ -121,27 +118,7 @@ def restart_on_the_same_port(gw: LocalGateway, down_seconds: float) -> float:
     port = gw.port
     gw.stop()
     time.sleep(down_seconds)
-    log = gw.log_path.open("ab")
-    gw._process = subprocess.Popen(  # the fixture's stop() ends it
-        [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "--config",
-            str(HYPERCORN_CONFIG),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "gateway.asgi:app",
-        ],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "WB_ACCESS_LOG": "off", **gw.env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    gw._wait_until_healthy()
+    gw.start(port=port)
     return time.monotonic()
 
 

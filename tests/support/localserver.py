@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -37,11 +38,14 @@ class LocalGateway:
         start_timeout: float = 30.0,
         access_log: bool = False,
         session_secret: str | None = "local-test-secret",
+        root: Path = PROJECT_ROOT,
     ) -> None:
         """`session_secret`: the WB_SESSION_SECRET set when WB_APP_DB is given and `env` names
         none, so `cookie_for` can sign cookies; None runs the gateway with WhiteBalloon's own
-        `wb_session_id` cookie only, as a deployment without a shared secret does."""
+        `wb_session_id` cookie only, as a deployment without a shared secret does. `root`:
+        the checkout whose gateway and hypercorn.toml run (another commit's, for a baseline)."""
         self.data_dir = data_dir
+        self.root = root
         self.workers = workers
         self.env = {"WB_MESSAGING_DB": str(data_dir / "messaging.db"), **(env or {})}
         if "WB_APP_DB" in self.env and session_secret is not None:
@@ -76,30 +80,39 @@ class LocalGateway:
         """A session cookie value for `user_id`, signed like the main app's."""
         return sign_session(self.secret.strip(), {"user_id": user_id, **session})
 
-    def start(self) -> LocalGateway:
+    def start(self, port: int = 0) -> LocalGateway:
+        """Start the server, on `port` or an ephemeral one, and return once it is healthy.
+        Starting again (after `stop`) appends to the same log."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.root / "hypercorn.toml"
         command = [
             sys.executable,
             "-m",
             "hypercorn",
             "--config",
-            str(HYPERCORN_CONFIG),
+            str(config),
             "--bind",
-            "127.0.0.1:0",
+            f"127.0.0.1:{port}",
         ]
         if self.workers is not None:
             command += ["--workers", str(self.workers)]
+        if not self.access_log and "accesslog" in tomllib.loads(config.read_text()):
+            # A checkout from before WB_ACCESS_LOG turned on Hypercorn's own access log.
+            command += ["--access-logfile", os.devnull]
         command.append("gateway.asgi:app")
-        log = self.log_path.open("wb")
-        self._process = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "WB_ACCESS_LOG": "on" if self.access_log else "off", **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.port = self._wait_for_port()
+        env = {**os.environ, "WB_ACCESS_LOG": "on" if self.access_log else "off", **self.env}
+        if self.root != PROJECT_ROOT:
+            env["PYTHONPATH"] = str(self.root)  # that checkout's gateway, not this one's
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                cwd=self.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.port = port or self._wait_for_port()
         self._wait_until_healthy()
         return self
 
@@ -132,17 +145,9 @@ class LocalGateway:
             raise RuntimeError(f"still running after {timeout}s:\n{self.log_text()}") from None
 
     def stop(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        self._process = None
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        process, self._process = self._process, None
+        if process is not None:
+            stop_session(process)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -184,3 +189,16 @@ class LocalGateway:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"gateway never became healthy:\n{self.log_text()}")
+
+
+def stop_session(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a server started with `start_new_session`, and everything in its process group:
+    SIGTERM, then SIGKILL after `timeout` seconds. Nothing if it has already exited."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
