@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
@@ -18,18 +18,12 @@ from gateway.limits import MAX_REQUEST_BYTES
 from gateway.services import Services
 from gateway.views import express
 from tests.support.asgi import TIMEOUT, Exchange, RunningApp, run, scope
-from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
+from tests.support.members import ALICE, BOB, COOKIE, starlette_cookie
 
 
 @pytest.fixture
-async def app(app_db: Path, tmp_path: Path) -> AsyncIterator[RunningApp]:
-    settings = Settings(
-        session_secrets=(SECRET,),
-        app_db=app_db,
-        messaging_db=tmp_path / "messaging.db",
-        rate_sends=None,
-    )
-    async with create_app(settings).test_app() as test_app:
+async def app(settings: Settings) -> AsyncIterator[RunningApp]:
+    async with create_app(replace(settings, rate_sends=None)).test_app() as test_app:
         yield test_app
 
 
@@ -141,14 +135,8 @@ async def test_other_methods_on_the_stream_are_405(app: RunningApp) -> None:
     assert options.headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
-async def test_the_lane_routes_under_a_root_path(app_db: Path, tmp_path: Path) -> None:
-    settings = Settings(
-        session_secrets=(SECRET,),
-        app_db=app_db,
-        messaging_db=tmp_path / "messaging.db",
-        root_path="/messages",
-    )
-    async with create_app(settings).test_app() as test_app:
+async def test_the_lane_routes_under_a_root_path(settings: Settings) -> None:
+    async with create_app(replace(settings, root_path="/messages")).test_app() as test_app:
         cookie = {"Cookie": f"{COOKIE}={starlette_cookie({'user_id': ALICE})}"}
         client = test_app.test_client()
         started = await client.post(

@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.limits import MAX_REQUEST_BYTES
 from tests.support.asgi import TIMEOUT, Exchange, RunningApp, run, scope
-from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
+from tests.support.members import ALICE, BOB, COOKIE, starlette_cookie
 
 EXAMPLES = 1000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 150
 FUZZ = hypothesis_settings(
@@ -79,14 +79,8 @@ BODY = st.one_of(
 
 
 @pytest.fixture
-async def app(app_db: Path, tmp_path: Path) -> AsyncIterator[tuple[RunningApp, int]]:
-    settings = Settings(
-        session_secrets=(SECRET,),
-        app_db=app_db,
-        messaging_db=tmp_path / "messaging.db",
-        rate_sends=None,
-    )
-    async with create_app(settings).test_app() as test_app:
+async def app(settings: Settings) -> AsyncIterator[tuple[RunningApp, int]]:
+    async with create_app(replace(settings, rate_sends=None)).test_app() as test_app:
         started = await test_app.test_client().post(
             "/api/conversations",
             json={"peer_id": BOB},
