@@ -546,32 +546,17 @@ class LoadGenerator:
                 sent += 1
         send_end = time.monotonic()
         await asyncio.wait(tasks, timeout=60)
-        await self.drain(phase, spec["drain_seconds"])
-        after = self.sample()
-        self.phase = None
-        await self.close_streams(streams)
+        result = await self.finish(phase, spec, before, streams, connect_s, failed)
         for sender in senders:
             for connection in sender.idle:
                 if connection.transport is not None:
                     connection.transport.close()
-        result = phase.summary()
-        delivered = phase.acked_and_delivered
-        usage = self.usage(before, after)
         result.update(
-            streams=count,
-            streams_failed=failed,
-            streams_ended=self.streams_ended,
-            connect_s=round(connect_s, 3),
             senders=len(senders),
             interval_s=interval,
             send_seconds=round(send_end - start, 3),
             tick_lag_p99_ms=ms(percentile(lags, 99)),
             tick_lag_max_ms=ms(max(lags) if lags else None),
-            acked_and_delivered=delivered,
-            cpu_ms_per_message=round(usage["server_cpu_s"] * 1000 / delivered, 3)
-            if delivered
-            else None,
-            usage=usage,
         )
         return result
 
@@ -598,6 +583,25 @@ class LoadGenerator:
             [asyncio.create_task(run(s, c)) for s, c in zip(senders, connections, strict=True)],
             timeout=seconds + 60,
         )
+        result = await self.finish(phase, spec, before, streams, connect_s, failed)
+        result.update(
+            senders=len(senders),
+            seconds=seconds,
+            acked_per_second=round(phase.acked_in_window / seconds, 1),
+        )
+        return result
+
+    async def finish(
+        self,
+        phase: Phase,
+        spec: dict[str, Any],
+        before: dict[str, Any],
+        streams: list[Stream],
+        connect_s: float,
+        failed: int,
+    ) -> dict[str, Any]:
+        """End a message phase: wait for deliveries, sample the server, close its streams,
+        and account for what was sent, delivered and what it cost."""
         await self.drain(phase, spec["drain_seconds"])
         after = self.sample()
         self.phase = None
@@ -606,17 +610,14 @@ class LoadGenerator:
         delivered = phase.acked_and_delivered
         usage = self.usage(before, after)
         result.update(
-            streams=count,
+            streams=spec["streams"],
             streams_failed=failed,
             streams_ended=self.streams_ended,
             connect_s=round(connect_s, 3),
-            senders=len(senders),
-            seconds=seconds,
-            acked_per_second=round(phase.acked_in_window / seconds, 1),
             acked_and_delivered=delivered,
-            cpu_ms_per_message=round(usage["server_cpu_s"] * 1000 / delivered, 3)
-            if delivered
-            else None,
+            cpu_ms_per_message=(
+                round(usage["server_cpu_s"] * 1000 / delivered, 3) if delivered else None
+            ),
             usage=usage,
         )
         return result
