@@ -13,7 +13,7 @@
 
 import { api, ApiError, get, post, request } from "./api.js";
 import { byId, el } from "./dom.js";
-import { NotificationChoice, preview } from "./notify.js";
+import { BLOCKED, NotificationChoice, preview } from "./notify.js";
 
 const OPTIONS = { pollMs: 10_000, ...(window.WB_MODERATION_OPTIONS || {}) };
 const BASE_TITLE = document.title;
@@ -266,7 +266,7 @@ class ReportNotifier {
     this.render({
       off: "Notifications about new reports are off.",
       on: "Notifications are on: each new report is announced, safety reports first.",
-      blocked: "Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.",
+      blocked: BLOCKED,
     }[state]);
   }
 

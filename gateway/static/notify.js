@@ -67,7 +67,8 @@ export class NotificationChoice {
   }
 }
 
-const BLOCKED = "Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.";
+/** What either page says when the browser's site settings block notifications. */
+export const BLOCKED = "Notifications are blocked for this site. Allow them in your browser's site settings to turn them on.";
 
 export class Notifier {
   /** onOpen(conversationId): a notification was clicked. */
