@@ -90,7 +90,7 @@ class ExpressLane:
             method = scope["method"]
             if path == _STREAM_PATH:
                 if method in ("GET", "HEAD"):
-                    await self._answer(scope, send, self._stream(scope, receive, send))
+                    await self._answer(scope, send, self._stream(scope, receive, send, path))
                 elif method == "OPTIONS":
                     await reply(send, 200, headers=[_STREAM_ALLOW])
                 else:
@@ -99,7 +99,7 @@ class ExpressLane:
             if method == "POST" and path.endswith("/messages"):
                 matched = _SEND_PATH.fullmatch(path)
                 if matched is not None:
-                    send_ = self._send(scope, receive, send, matched.group(1))
+                    send_ = self._send(scope, receive, send, path, matched.group(1))
                     await self._answer(scope, send, send_)
                     return
         await self._app(scope, receive, send)
@@ -122,13 +122,13 @@ class ExpressLane:
             await reply(send, status, error=(code, message))
 
     async def _member(
-        self, scope: HTTPScope, headers: dict[bytes, str]
+        self, scope: HTTPScope, path: str, headers: dict[bytes, str]
     ) -> tuple[Services, Member, Credential]:
         """The services, and the signed-in member of a same-origin request."""
         s = self._services()
         if is_cross_site(
             scope["method"],
-            _route_path(scope),
+            path,
             headers.get(b"origin"),
             headers.get(b"sec-fetch-site"),
             _host(scope, headers),
@@ -143,6 +143,7 @@ class ExpressLane:
         scope: HTTPScope,
         receive: ASGIReceiveCallable,
         send: ASGISendCallable,
+        path: str,
         raw_id: str,
     ) -> None:
         # No conversation has a longer id (nor should int() parse thousands of digits).
@@ -150,7 +151,7 @@ class ExpressLane:
             raise NotFound()
         conversation_id = int(raw_id)
         headers = _headers(scope)
-        s, member, _ = await self._member(scope, headers)
+        s, member, _ = await self._member(scope, path, headers)
         payload = parse_json_object(await _body(receive, headers))
         body = payload.get("body")
         if not isinstance(body, str):
@@ -160,10 +161,10 @@ class ExpressLane:
         await _json(send, 201 if stored else 200, {"message": message.to_json()})
 
     async def _stream(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable, path: str
     ) -> None:
         headers = _headers(scope)
-        s, _, credential = await self._member(scope, headers)
+        s, _, credential = await self._member(scope, path, headers)
         start = {"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS}
         if scope["method"] == "HEAD":
             await send(cast(Any, start))  # headers only: nothing to subscribe to
