@@ -104,6 +104,7 @@ class LocalGateway:
         if self.root != PROJECT_ROOT:
             env["PYTHONPATH"] = str(self.root)  # that checkout's gateway, not this one's
         with self.log_path.open("ab") as log:
+            log_start = log.tell()  # an earlier start's "Running on" must not be read as ours
             self._process = subprocess.Popen(
                 command,
                 cwd=self.root,
@@ -112,7 +113,7 @@ class LocalGateway:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.port = port or self._wait_for_port()
+        self.port = port or self._wait_for_port(log_start)
         self._wait_until_healthy()
         return self
 
@@ -163,11 +164,11 @@ class LocalGateway:
     ) -> None:
         self.stop()
 
-    def _wait_for_port(self) -> int:
+    def _wait_for_port(self, log_start: int) -> int:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             assert self._process is not None
-            match = _RUNNING_ON.search(self.log_path.read_bytes())
+            match = _RUNNING_ON.search(self.log_path.read_bytes()[log_start:])
             if match:
                 return int(match.group(1))
             if self._process.poll() is not None:
