@@ -12,9 +12,10 @@ that were already committed. So each worker handles SIGTERM instead:
 - requests in flight finish, and their answers are sent, within `graceful_timeout`.
 
 A worker whose master dies abruptly (kill -9) dies with it rather than keep the port, and
-one that has not stopped `STOP_DEADLINE_SECONDS` after SIGTERM (something hung) writes every
-thread's stack to its log and ends itself and its master, so the supervisor restarts the
-server instead of leaving it half alive.
+one that has not stopped `STOP_DEADLINE_SECONDS` after SIGTERM (something hung), or whose
+event loop has not turned for as long, writes every thread's stack to its log and ends
+itself and its master, so the supervisor restarts the server instead of leaving it half
+alive.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,39 @@ def handle_termination(end_streams: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     _die_with_master()
+    # The same lock, taken by a sibling killed outright before any SIGTERM, blocks this
+    # worker's loop too (Hypercorn checks the shutdown event from it): no signal ever comes,
+    # and the server stops serving while it looks alive. A loop that has not turned for the
+    # deadline is stuck the same way: give up likewise, so the supervisor restarts it.
+    watch_for_stalls(loop, STOP_DEADLINE_SECONDS, give_up)
+
+
+def watch_for_stalls(
+    loop: asyncio.AbstractEventLoop, seconds: float, on_stall: Callable[[], None]
+) -> Callable[[], None]:
+    """Call `on_stall` (on a thread of its own) once the loop has not run a callback for
+    `seconds`; every blocking call of the gateway runs on other threads, so only a stuck
+    loop does that. Returns a function that stops watching."""
+    beat = [time.monotonic()]
+    stopped = threading.Event()
+    interval = min(1.0, seconds / 4)
+
+    def heartbeat() -> None:
+        beat[0] = time.monotonic()
+        if not stopped.is_set():
+            loop.call_later(interval, heartbeat)
+
+    def watch() -> None:
+        while not stopped.wait(interval) and not loop.is_closed():
+            # A loop that is not running (the worker is ending) is not stuck.
+            if loop.is_running() and time.monotonic() - beat[0] > seconds:
+                log.error("the event loop has not run for %.0f s: giving up", seconds)
+                on_stall()
+                return
+
+    loop.call_soon(heartbeat)
+    threading.Thread(target=watch, name="loop-watchdog", daemon=True).start()
+    return stopped.set
 
 
 def _die_with_master() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from gateway.shutdown import watch_for_stalls
 from tests.support.localserver import LocalGateway
 from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
 
@@ -84,3 +86,17 @@ async def test_sigterm_answers_every_committed_send_and_closes_streams(
     unanswered = stored - {cid for cid, status in answered.items() if status == 201}
     assert not unanswered, f"committed but never acknowledged: {sorted(unanswered)[:5]}"
     assert set(answered.values()) <= {201, 429, 503}, set(answered.values())  # 429: limits
+
+
+async def test_a_stuck_event_loop_is_noticed() -> None:
+    """A worker whose loop is blocked (a sibling killed while holding Hypercorn's shutdown
+    lock) gives up instead of looking alive while serving nothing."""
+    stalled = threading.Event()
+    stop = watch_for_stalls(asyncio.get_running_loop(), 0.3, stalled.set)
+    try:
+        await asyncio.sleep(0.8)  # a loop that turns is never taken for stuck
+        assert not stalled.is_set()
+        time.sleep(0.8)  # noqa: ASYNC251 - blocking the loop on purpose, as that lock does
+        assert stalled.wait(1)
+    finally:
+        stop()
