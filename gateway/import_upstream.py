@@ -66,6 +66,7 @@ from gateway.live.events import PendingEvent
 from gateway.messaging.actions import ReadState
 from gateway.messaging.models import ConversationView, Member, Message, Origin
 from gateway.store import Directory, MessagingStore, imports, messaging, moderation
+from gateway.store.rows import TxConnection
 from gateway.timestamps import format_utc, utc_now
 
 EXIT_REFUSED = 1
@@ -330,7 +331,7 @@ def _problem(
 
 
 def _events(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     conversation_id: int,
     created: bool,
     added: list[Message],
@@ -362,7 +363,7 @@ def _events(
 
 
 def _import(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     threads: list[Thread],
     names: dict[int, Member] | None,
     skip: frozenset[int],
@@ -458,7 +459,7 @@ async def import_upstream(
     )
     try:
 
-        def tx(conn: sqlite3.Connection) -> Summary:
+        def tx(conn: TxConnection) -> Summary:
             return _import(conn, threads, names, skip, utc_now())
 
         return await store.write(tx)

@@ -8,7 +8,6 @@ moderation actions (`moderation`, `review`, `export`), which publish nothing.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from gateway.rate_limits import Decision
 from gateway.services import Services
 from gateway.store import messaging, moderation
 from gateway.store import rate_limits as buckets
+from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
 
 MAX_BODY_CHARS = 4000
@@ -74,7 +74,7 @@ async def _require_messageable(
     return found.member
 
 
-def _refuse_if_blocked(conn: sqlite3.Connection, a: int, b: int) -> None:
+def _refuse_if_blocked(conn: TxConnection, a: int, b: int) -> None:
     # Checked inside the write transaction, so a block committed a moment earlier holds.
     # Visibility is checked first, so a member who cannot see the other learns nothing.
     if moderation.blocked_between(conn, a, b):
@@ -89,7 +89,7 @@ async def start_conversation(
     now = utc_now()
     limit, clock = s.rate_limiter.limit("conversations"), time.time()
 
-    def tx(conn: sqlite3.Connection) -> tuple[Conversation, list[Event]] | Decision:
+    def tx(conn: TxConnection) -> tuple[Conversation, list[Event]] | Decision:
         _refuse_if_blocked(conn, me.user_id, peer_id)
         # Only a first contact is counted: opening the pair's conversation again is free.
         decision = buckets.decide(conn, limit, me.user_id, "conversations", clock)
@@ -147,7 +147,7 @@ async def send_message(
     now = utc_now()
     limit, clock = s.rate_limiter.limit("sends"), time.time()
 
-    def tx(conn: sqlite3.Connection) -> tuple[Message, list[Event]] | Decision:
+    def tx(conn: TxConnection) -> tuple[Message, list[Event]] | Decision:
         decision = buckets.decide(conn, limit, me.user_id, "sends", clock)
         if decision is not None and not decision.allowed:
             # Refused, so nothing is written; but a retry of a stored message is answered as
@@ -200,7 +200,7 @@ async def mark_read(s: Services, me: Member, conversation_id: int, message_id: i
         raise MessageNotFound()
     now = utc_now()
 
-    def tx(conn: sqlite3.Connection) -> tuple[ReadState, list[Event]]:
+    def tx(conn: TxConnection) -> tuple[ReadState, list[Event]]:
         moved = messaging.advance_read_pointer(conn, conversation_id, me.user_id, message_id)
         unread, last_read, _ = messaging.conversation_state_tx(conn, conversation_id, me.user_id)
         state = ReadState(conversation_id, last_read, unread)

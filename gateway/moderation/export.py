@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -39,6 +38,7 @@ from gateway.store.exports import (
     reported_conversation_ids,
     snapshot,
 )
+from gateway.store.rows import TxConnection
 from gateway.timestamps import Window, utc_now
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Export:
     async def _complete(self, outcome: str, rows: int, sha256: str) -> None:
         now = utc_now()
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: TxConnection) -> None:
             moderation.complete_audit(conn, self.audit_id, outcome, rows, sha256, now)
 
         await self.s.store.write(tx)
@@ -233,7 +233,7 @@ async def begin_export(s: Services, me: Member, request: ExportRequest) -> Expor
         },
     }
 
-    def tx(conn: sqlite3.Connection) -> int:
+    def tx(conn: TxConnection) -> int:
         entry = moderation.append_audit(conn, me.user_id, "export", member_id, facts, now)
         moderation.append_compliance(
             conn,

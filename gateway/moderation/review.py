@@ -6,7 +6,6 @@ audit entry naming the reports shown.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from gateway.moderation.models import AuditEntry, ComplianceEntry, Report, Repor
 from gateway.moderation.roles import require_admin, require_moderator
 from gateway.services import Services
 from gateway.store import moderation
+from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
 
 
@@ -66,7 +66,7 @@ async def reports_queue(
         now = utc_now()
         details = {"status": status, "report_ids": [v.report.id for v in views]}
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: TxConnection) -> None:
             moderation.append_audit(conn, me.user_id, "reports_viewed", None, details, now)
 
         await s.store.write(tx)
@@ -77,7 +77,7 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
     await require_moderator(s, me)
     now = utc_now()
 
-    def tx(conn: sqlite3.Connection) -> Report:
+    def tx(conn: TxConnection) -> Report:
         report = moderation.get_report(conn, report_id)
         if report is None:
             raise ReportNotFound()

@@ -6,7 +6,6 @@ never miss something that happened nor record something that did not.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from gateway.exceptions import (
@@ -23,6 +22,7 @@ from gateway.rate_limits import Decision
 from gateway.services import Services
 from gateway.store import messaging, moderation
 from gateway.store import rate_limits as buckets
+from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
 
 
@@ -49,7 +49,7 @@ async def file_report(
     now = utc_now()
     limit, clock = s.rate_limiter.limit("reports"), time.time()
 
-    def tx(conn: sqlite3.Connection) -> tuple[Report, bool] | Decision:
+    def tx(conn: TxConnection) -> tuple[Report, bool] | Decision:
         # A double click or a retry must not put the same complaint in the queue twice.
         earlier = moderation.open_report_like(conn, me.user_id, conversation_id, message_id)
         if earlier is not None:
@@ -111,7 +111,7 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
     now = utc_now()
     limit, clock = s.rate_limiter.limit("blocks"), time.time()
 
-    def tx(conn: sqlite3.Connection) -> bool | Decision:
+    def tx(conn: TxConnection) -> bool | Decision:
         decision = buckets.decide(conn, limit, me.user_id, "blocks", clock)
         if decision is not None and not decision.allowed:
             # A repeat (the block exists) changes nothing, so it is answered, not refused.
@@ -137,7 +137,7 @@ async def unblock(s: Services, me: Member, member_id: int) -> bool:
     now = utc_now()
     limit, clock = s.rate_limiter.limit("blocks"), time.time()
 
-    def tx(conn: sqlite3.Connection) -> bool | Decision:
+    def tx(conn: TxConnection) -> bool | Decision:
         decision = buckets.decide(conn, limit, me.user_id, "blocks", clock)
         if decision is not None and not decision.allowed:
             # Lifting a block that is not there changes nothing: answered, not refused.
@@ -156,7 +156,7 @@ async def unblock(s: Services, me: Member, member_id: int) -> bool:
     return removed
 
 
-def _has_blocked(conn: sqlite3.Connection, me: Member, member_id: int) -> bool:
+def _has_blocked(conn: TxConnection, me: Member, member_id: int) -> bool:
     return any(b.blocked_id == member_id for b in moderation.blocks_by_tx(conn, me.user_id))
 
 
@@ -176,7 +176,7 @@ async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -
     now = utc_now()
     limit, clock = s.rate_limiter.limit("intents"), time.time()
 
-    def tx(conn: sqlite3.Connection) -> int | Decision:
+    def tx(conn: TxConnection) -> int | Decision:
         decision = buckets.decide(conn, limit, me.user_id, "intents", clock)
         if decision is not None and not decision.allowed:
             return decision

@@ -8,13 +8,17 @@ export began, so messages that keep arriving neither appear half-way nor shift t
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-import aiosqlite
-
 from gateway.messaging.models import Conversation
-from gateway.store.rows import CONVERSATION_COLUMNS, conversation_from_row, fetch_all, fetch_one
+from gateway.store.rows import (
+    CONVERSATION_COLUMNS,
+    ReadConnection,
+    Row,
+    conversation_from_row,
+    fetch_all,
+    fetch_one,
+)
 from gateway.timestamps import Window
 
 
@@ -24,7 +28,7 @@ class Snapshot:
     max_conversation_id: int
 
 
-async def snapshot(conn: aiosqlite.Connection) -> Snapshot:
+async def snapshot(conn: ReadConnection) -> Snapshot:
     row = await fetch_one(
         conn,
         "SELECT (SELECT COALESCE(max(id), 0) FROM messages) AS m, "
@@ -36,7 +40,7 @@ async def snapshot(conn: aiosqlite.Connection) -> Snapshot:
 
 
 async def member_conversations(
-    conn: aiosqlite.Connection, member_id: int, snap: Snapshot, window: Window
+    conn: ReadConnection, member_id: int, snap: Snapshot, window: Window
 ) -> list[Conversation]:
     """The member's conversations that existed by the end of the window, oldest first."""
     rows = await fetch_all(
@@ -48,7 +52,7 @@ async def member_conversations(
     return [conversation_from_row(row) for row in rows]
 
 
-async def has_history(conn: aiosqlite.Connection, member_id: int) -> bool:
+async def has_history(conn: ReadConnection, member_id: int) -> bool:
     """Whether the member ever took part in a conversation (departed members included)."""
     row = await fetch_one(
         conn,
@@ -58,7 +62,7 @@ async def has_history(conn: aiosqlite.Connection, member_id: int) -> bool:
     return bool(row and row[0])
 
 
-async def reported_conversation_ids(conn: aiosqlite.Connection, member_id: int) -> set[int]:
+async def reported_conversation_ids(conn: ReadConnection, member_id: int) -> set[int]:
     """Conversations of the member in which a report was filed (by or about them)."""
     rows = await fetch_all(
         conn,
@@ -71,13 +75,13 @@ async def reported_conversation_ids(conn: aiosqlite.Connection, member_id: int) 
 
 
 async def message_page(
-    conn: aiosqlite.Connection,
+    conn: ReadConnection,
     conversation_id: int,
     after_id: int,
     snap: Snapshot,
     window: Window,
     limit: int,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """Rows (id, sender_id, created_at, body) after `after_id`, ascending."""
     return await fetch_all(
         conn,

@@ -4,14 +4,13 @@ Two databases: WhiteBalloon's own `messages.db` ("upstream"), only ever opened r
 (`mode=ro`), and messaging.db, where the `imported_threads` and `imported_messages` tables
 (migration 5) remember what was brought in so that a re-run brings nothing in twice.
 Functions on messaging.db that the import makes are synchronous functions of the store
-writer's `sqlite3.Connection`, run inside its one transaction; reads of the upstream file
+writer's `TxConnection`, run inside its one transaction; reads of the upstream file
 (and of what was imported, for old links) are async, on aiosqlite connections.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,15 @@ from urllib.parse import quote
 import aiosqlite
 
 from gateway.store.connections import connect
-from gateway.store.rows import change_tx, fetch_all, fetch_all_tx, fetch_one, fetch_one_tx
+from gateway.store.rows import (
+    TxConnection,
+    change_tx,
+    fetch_all,
+    fetch_all_tx,
+    fetch_one,
+    fetch_one_tx,
+    insert_many_tx,
+)
 
 # The upstream tables and the columns the importer reads from each (app/modules/messaging).
 UPSTREAM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -122,13 +129,13 @@ async def read_upstream(conn: aiosqlite.Connection) -> Upstream:
 # messaging.db: what was imported before.
 
 
-def imported_threads(conn: sqlite3.Connection) -> dict[int, int]:
+def imported_threads(conn: TxConnection) -> dict[int, int]:
     """Upstream thread id -> the conversation it was imported into."""
     rows = fetch_all_tx(conn, "SELECT upstream_thread_id, conversation_id FROM imported_threads")
     return {row[0]: row[1] for row in rows}
 
 
-def imported_messages(conn: sqlite3.Connection) -> dict[int, int]:
+def imported_messages(conn: TxConnection) -> dict[int, int]:
     """Upstream message id -> the gateway message it became."""
     rows = fetch_all_tx(conn, "SELECT upstream_message_id, message_id FROM imported_messages")
     return {row[0]: row[1] for row in rows}
@@ -156,7 +163,7 @@ class History:
     newest_at: str | None
 
 
-def conversation_history(conn: sqlite3.Connection, conversation_id: int) -> History:
+def conversation_history(conn: TxConnection, conversation_id: int) -> History:
     row = fetch_one_tx(
         conn,
         """
@@ -177,7 +184,7 @@ def conversation_history(conn: sqlite3.Connection, conversation_id: int) -> Hist
 
 
 def record_imported_thread(
-    conn: sqlite3.Connection, upstream_thread_id: int, conversation_id: int, now: str
+    conn: TxConnection, upstream_thread_id: int, conversation_id: int, now: str
 ) -> None:
     change_tx(
         conn,
@@ -196,7 +203,7 @@ class ImportedMessage:
 
 
 def insert_imported_messages(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     conversation_id: int,
     upstream_thread_id: int,
     messages: Sequence[ImportedMessage],
@@ -211,14 +218,12 @@ def insert_imported_messages(
     ids: list[int] = []
     for start in range(0, len(messages), _CHUNK):
         chunk = messages[start : start + _CHUNK]
-        _, last_id = change_tx(
+        chunk_ids = insert_many_tx(
             conn,
             "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
-            "VALUES " + ", ".join(["(?, ?, ?, NULL, ?)"] * len(chunk)),
+            "VALUES " + ", ".join(["(?, ?, ?, NULL, ?)"] * len(chunk)) + " RETURNING id",
             [v for m in chunk for v in (conversation_id, m.sender_id, m.body, m.created_at)],
         )
-        # One statement inside the write lock: AUTOINCREMENT gives its rows consecutive ids.
-        chunk_ids = list(range(last_id - len(chunk) + 1, last_id + 1))
         change_tx(
             conn,
             "INSERT INTO imported_messages (upstream_message_id, message_id, "

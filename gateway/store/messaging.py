@@ -1,7 +1,7 @@
 """Every SQL statement on messaging.db's conversations, messages, read pointers and events.
 
 Functions take a connection: reads are async functions of an aiosqlite connection from the
-read pool; writes are synchronous functions of the writer's `sqlite3.Connection`, run
+read pool; writes are synchronous functions of the writer's `TxConnection`, run
 inside a transaction on the writer's thread (see `connections.Writer`), so an action can
 compose several of them into one atomic change. A read a write transaction also needs has
 a synchronous twin, `*_tx`, with the same SQL text and row mapper.
@@ -10,11 +10,8 @@ a synchronous twin, `*_tx`, with the same SQL text and row mapper.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
-
-import aiosqlite
 
 from gateway.live.events import Event, EventType, PendingEvent
 from gateway.messaging.models import Conversation, Message, Origin
@@ -22,17 +19,22 @@ from gateway.store.rows import (
     BLOCK_BETWEEN,
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
+    ReadConnection,
+    Row,
+    TxConnection,
     change_tx,
     conversation_from_row,
     fetch_all,
     fetch_all_tx,
     fetch_one,
     fetch_one_tx,
+    insert_many_tx,
+    insert_tx,
     message_from_row,
 )
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(row: Row) -> Event:
     return Event(row["id"], row["user_id"], cast(EventType, row["type"]), row["data"])
 
 
@@ -49,31 +51,31 @@ def _pair(a: int, b: int) -> tuple[int, int]:
     return min(a, b), max(a, b)
 
 
-def _conversation_or_none(row: sqlite3.Row | None) -> Conversation | None:
+def _conversation_or_none(row: Row | None) -> Conversation | None:
     return conversation_from_row(row) if row else None
 
 
-async def get_conversation(conn: aiosqlite.Connection, conversation_id: int) -> Conversation | None:
+async def get_conversation(conn: ReadConnection, conversation_id: int) -> Conversation | None:
     return _conversation_or_none(await fetch_one(conn, _GET_CONVERSATION, (conversation_id,)))
 
 
-def get_conversation_tx(conn: sqlite3.Connection, conversation_id: int) -> Conversation | None:
+def get_conversation_tx(conn: TxConnection, conversation_id: int) -> Conversation | None:
     return _conversation_or_none(fetch_one_tx(conn, _GET_CONVERSATION, (conversation_id,)))
 
 
-async def conversation_between(conn: aiosqlite.Connection, a: int, b: int) -> Conversation | None:
+async def conversation_between(conn: ReadConnection, a: int, b: int) -> Conversation | None:
     return _conversation_or_none(await fetch_one(conn, _CONVERSATION_BETWEEN, _pair(a, b)))
 
 
-def conversation_between_tx(conn: sqlite3.Connection, a: int, b: int) -> Conversation | None:
+def conversation_between_tx(conn: TxConnection, a: int, b: int) -> Conversation | None:
     return _conversation_or_none(fetch_one_tx(conn, _CONVERSATION_BETWEEN, _pair(a, b)))
 
 
 def insert_conversation(
-    conn: sqlite3.Connection, creator: int, peer: int, origin: Origin, now: str
+    conn: TxConnection, creator: int, peer: int, origin: Origin, now: str
 ) -> tuple[Conversation, bool]:
     """The pair's conversation and whether this call created it (one row per pair)."""
-    changed, _ = change_tx(
+    changed = change_tx(
         conn,
         "INSERT INTO conversations (member_low, member_high, created_by, origin_type, "
         "origin_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -87,7 +89,7 @@ def insert_conversation(
 
 
 async def inbox(
-    conn: aiosqlite.Connection, user_id: int
+    conn: ReadConnection, user_id: int
 ) -> list[tuple[Conversation, int, int, int | None]]:
     """(conversation, unread count, read pointer, last message id) for each of the member's
     conversations, most recently active first."""
@@ -105,7 +107,7 @@ async def inbox(
          WHERE c.member_low = :me OR c.member_high = :me
          ORDER BY c.updated_at DESC, c.id DESC
         """,
-        {"me": user_id},  # type: ignore[arg-type]
+        {"me": user_id},
     )
     return [(conversation_from_row(r), r["unread"], r["last_read"], r["last_id"]) for r in rows]
 
@@ -121,13 +123,13 @@ _CONVERSATION_STATE = """
 """
 
 
-def _state(row: sqlite3.Row | None) -> tuple[int, int, int | None]:
+def _state(row: Row | None) -> tuple[int, int, int | None]:
     assert row is not None
     return row["unread"], row["last_read"], row["last_id"]
 
 
 async def conversation_state(
-    conn: aiosqlite.Connection, conversation_id: int, user_id: int
+    conn: ReadConnection, conversation_id: int, user_id: int
 ) -> tuple[int, int, int | None]:
     """(unread count, read pointer, last message id) of one conversation for one member."""
     params = {"c": conversation_id, "me": user_id}
@@ -135,13 +137,13 @@ async def conversation_state(
 
 
 def conversation_state_tx(
-    conn: sqlite3.Connection, conversation_id: int, user_id: int
+    conn: TxConnection, conversation_id: int, user_id: int
 ) -> tuple[int, int, int | None]:
     params = {"c": conversation_id, "me": user_id}
     return _state(fetch_one_tx(conn, _CONVERSATION_STATE, params))  # type: ignore[arg-type]
 
 
-async def unread_total(conn: aiosqlite.Connection, user_id: int) -> int:
+async def unread_total(conn: ReadConnection, user_id: int) -> int:
     """Messages from others after the member's read pointer, over all their conversations."""
     row = await fetch_one(
         conn,
@@ -163,34 +165,34 @@ def _messages_by_id_sql(count: int) -> str:
     return f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({','.join('?' * count)})"
 
 
-def _by_id(rows: list[sqlite3.Row]) -> dict[int, Message]:
+def _by_id(rows: list[Row]) -> dict[int, Message]:
     return {row["id"]: message_from_row(row) for row in rows}
 
 
-async def messages_by_id(conn: aiosqlite.Connection, ids: Iterable[int]) -> dict[int, Message]:
+async def messages_by_id(conn: ReadConnection, ids: Iterable[int]) -> dict[int, Message]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     return _by_id(await fetch_all(conn, _messages_by_id_sql(len(wanted)), wanted))
 
 
-def messages_by_id_tx(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, Message]:
+def messages_by_id_tx(conn: TxConnection, ids: Iterable[int]) -> dict[int, Message]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     return _by_id(fetch_all_tx(conn, _messages_by_id_sql(len(wanted)), wanted))
 
 
-async def get_message(conn: aiosqlite.Connection, message_id: int) -> Message | None:
+async def get_message(conn: ReadConnection, message_id: int) -> Message | None:
     return (await messages_by_id(conn, [message_id])).get(message_id)
 
 
-def get_message_tx(conn: sqlite3.Connection, message_id: int) -> Message | None:
+def get_message_tx(conn: TxConnection, message_id: int) -> Message | None:
     return messages_by_id_tx(conn, [message_id]).get(message_id)
 
 
 async def page_of_messages(
-    conn: aiosqlite.Connection,
+    conn: ReadConnection,
     conversation_id: int,
     *,
     before: int | None,
@@ -230,21 +232,19 @@ _MESSAGE_BY_CLIENT_ID = (
 
 
 async def message_by_client_id(
-    conn: aiosqlite.Connection, sender_id: int, client_id: str
+    conn: ReadConnection, sender_id: int, client_id: str
 ) -> Message | None:
     row = await fetch_one(conn, _MESSAGE_BY_CLIENT_ID, (sender_id, client_id))
     return message_from_row(row) if row else None
 
 
-def message_by_client_id_tx(
-    conn: sqlite3.Connection, sender_id: int, client_id: str
-) -> Message | None:
+def message_by_client_id_tx(conn: TxConnection, sender_id: int, client_id: str) -> Message | None:
     row = fetch_one_tx(conn, _MESSAGE_BY_CLIENT_ID, (sender_id, client_id))
     return message_from_row(row) if row else None
 
 
 def insert_message(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     conversation_id: int,
     sender_id: int,
     recipient_id: int,
@@ -257,16 +257,16 @@ def insert_message(
     One statement, the block check folded in. A trigger (migration 3) moves the
     conversation's `updated_at` along with it.
     """
-    changed, message_id = change_tx(
+    message_id = insert_tx(
         conn,
         "INSERT INTO messages (conversation_id, sender_id, body, client_id, created_at) "
-        f"SELECT ?, ?, ?, ?, ? WHERE NOT {BLOCK_BETWEEN} ON CONFLICT DO NOTHING",
+        f"SELECT ?, ?, ?, ?, ? WHERE NOT {BLOCK_BETWEEN} ON CONFLICT DO NOTHING RETURNING id",
         (
             *(conversation_id, sender_id, body, client_id, now),
             *(sender_id, recipient_id, recipient_id, sender_id),
         ),
     )
-    if changed != 1:
+    if message_id is None:
         return None
     return Message(message_id, conversation_id, sender_id, body, now, client_id)
 
@@ -275,10 +275,10 @@ def insert_message(
 
 
 def advance_read_pointer(
-    conn: sqlite3.Connection, conversation_id: int, user_id: int, message_id: int
+    conn: TxConnection, conversation_id: int, user_id: int, message_id: int
 ) -> bool:
     """Move the pointer forward only; returns whether it moved."""
-    changed, _ = change_tx(
+    changed = change_tx(
         conn,
         "INSERT INTO read_pointers (conversation_id, user_id, message_id) VALUES (?, ?, ?) "
         "ON CONFLICT (conversation_id, user_id) DO UPDATE SET message_id = excluded.message_id "
@@ -291,32 +291,29 @@ def advance_read_pointer(
 # Events
 
 
-def insert_events(
-    conn: sqlite3.Connection, pending: Sequence[PendingEvent], now: str
-) -> list[Event]:
+def insert_events(conn: TxConnection, pending: Sequence[PendingEvent], now: str) -> list[Event]:
     if not pending:
         return []
     encoded = [json.dumps(item.data, separators=(",", ":"), ensure_ascii=False) for item in pending]
-    _, last_id = change_tx(
+    ids = insert_many_tx(
         conn,
         "INSERT INTO events (user_id, type, data, created_at) VALUES "
-        + ", ".join(["(?, ?, ?, ?)"] * len(pending)),
+        + ", ".join(["(?, ?, ?, ?)"] * len(pending))
+        + " RETURNING id",
         [
             v
             for item, data in zip(pending, encoded, strict=True)
             for v in (item.user_id, item.type, data, now)
         ],
     )
-    # One statement inside the write lock: AUTOINCREMENT gives its rows consecutive ids.
-    first_id = last_id - len(pending) + 1
     return [
-        Event(first_id + n, item.user_id, item.type, data)
-        for n, (item, data) in enumerate(zip(pending, encoded, strict=True))
+        Event(event_id, item.user_id, item.type, data)
+        for event_id, item, data in zip(ids, pending, encoded, strict=True)
     ]
 
 
 async def events_of_member(
-    conn: aiosqlite.Connection, user_id: int, after: int, limit: int
+    conn: ReadConnection, user_id: int, after: int, limit: int
 ) -> list[Event]:
     rows = await fetch_all(
         conn,
@@ -327,7 +324,7 @@ async def events_of_member(
     return [_event(row) for row in rows]
 
 
-async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int) -> list[Event]:
+async def events_of_everyone(conn: ReadConnection, after: int, limit: int) -> list[Event]:
     rows = await fetch_all(
         conn,
         "SELECT id, user_id, type, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
@@ -336,10 +333,10 @@ async def events_of_everyone(conn: aiosqlite.Connection, after: int, limit: int)
     return [_event(row) for row in rows]
 
 
-def prune_events(conn: sqlite3.Connection, older_than: str, batch: int) -> int:
+def prune_events(conn: TxConnection, older_than: str, batch: int) -> int:
     """Delete up to `batch` of the oldest events created before `older_than`."""
     # Ids grow with time, so walking from the oldest id finds old events without an index.
-    deleted, _ = change_tx(
+    deleted = change_tx(
         conn,
         "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) "
         "AND created_at < ?",
@@ -348,7 +345,7 @@ def prune_events(conn: sqlite3.Connection, older_than: str, batch: int) -> int:
     return deleted
 
 
-async def event_id_bounds(conn: aiosqlite.Connection) -> tuple[int, int]:
+async def event_id_bounds(conn: ReadConnection) -> tuple[int, int]:
     """(oldest kept event id, newest event id ever written).
 
     With every event pruned (or none yet), the oldest kept id is the next one to come.

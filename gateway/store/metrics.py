@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from gateway.limits import REPLY_WINDOW_DAYS
 from gateway.messaging.models import ORIGIN_TYPES
 from gateway.moderation.models import OriginFunnel
-from gateway.store.rows import fetch_all, fetch_one
+from gateway.store.rows import ReadConnection, fetch_all, fetch_one
 from gateway.timestamps import Window
 
 
-async def messages_total(conn: aiosqlite.Connection) -> int:
+async def messages_total(conn: ReadConnection) -> int:
     """Messages stored. Counted, not read off the id sequence: an insert that stores
     nothing (a retried client_id, a blocked send) still uses up an id."""
     row = await fetch_one(conn, "SELECT count(*) FROM messages", ())
     return int(row[0]) if row else 0
 
 
-async def oldest_event_after(conn: aiosqlite.Connection, event_id: int) -> str | None:
+async def oldest_event_after(conn: ReadConnection, event_id: int) -> str | None:
     """When the oldest event newer than `event_id` was committed, if there is one."""
     row = await fetch_one(
         conn, "SELECT created_at FROM events WHERE id > ? ORDER BY id LIMIT 1", (event_id,)
@@ -26,7 +24,7 @@ async def oldest_event_after(conn: aiosqlite.Connection, event_id: int) -> str |
     return row[0] if row else None
 
 
-async def introduction_funnel(conn: aiosqlite.Connection, window: Window) -> list[OriginFunnel]:
+async def introduction_funnel(conn: ReadConnection, window: Window) -> list[OriginFunnel]:
     """Per origin a client can name, from intent to reply. History brought over from
     WhiteBalloon (origin "imported") was not introduced here, so it is left out."""
     since, until = window.lower, window.upper

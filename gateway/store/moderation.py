@@ -2,7 +2,7 @@
 
 Like `messaging`, functions take a connection: reads are async functions of an aiosqlite
 read connection; writes (and the reads a write transaction makes) are synchronous functions
-of the writer's `sqlite3.Connection`, run inside the writer's transaction so an action can
+of the writer's `TxConnection`, run inside the writer's transaction so an action can
 log what it did atomically with doing it. The export's paging queries live in
 `exports`, the operators' and admins' counts in `metrics`.
 """
@@ -10,10 +10,7 @@ log what it did atomically with doing it. The export's paging queries live in
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, cast
-
-import aiosqlite
 
 from gateway.limits import REPORT_CONTEXT_EACH_SIDE
 from gateway.messaging.models import Message
@@ -30,11 +27,15 @@ from gateway.moderation.models import (
 from gateway.store.rows import (
     BLOCK_BETWEEN,
     MESSAGE_COLUMNS,
+    ReadConnection,
+    Row,
+    TxConnection,
     change_tx,
     fetch_all,
     fetch_all_tx,
     fetch_one,
     fetch_one_tx,
+    insert_tx,
     message_from_row,
 )
 
@@ -54,7 +55,7 @@ def _json(details: dict[str, Any]) -> str:
     return json.dumps(details, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
-def _report(row: sqlite3.Row) -> Report:
+def _report(row: Row) -> Report:
     return Report(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -72,7 +73,7 @@ def _report(row: sqlite3.Row) -> Report:
     )
 
 
-def _audit(row: sqlite3.Row) -> AuditEntry:
+def _audit(row: Row) -> AuditEntry:
     return AuditEntry(
         id=row["id"],
         actor_id=row["actor_id"],
@@ -87,7 +88,7 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
     )
 
 
-def _compliance(row: sqlite3.Row) -> ComplianceEntry:
+def _compliance(row: Row) -> ComplianceEntry:
     return ComplianceEntry(
         id=row["id"],
         kind=cast(ComplianceKind, row["kind"]),
@@ -100,21 +101,21 @@ def _compliance(row: sqlite3.Row) -> ComplianceEntry:
     )
 
 
-def _insert(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    _, row_id = change_tx(conn, sql, params)
+def _insert(conn: TxConnection, sql: str, params: tuple[Any, ...]) -> int:
+    row_id = insert_tx(conn, sql + " RETURNING id", params)
+    assert row_id is not None
     return row_id
 
 
-def _changed(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> bool:
-    rows, _ = change_tx(conn, sql, params)
-    return rows > 0
+def _changed(conn: TxConnection, sql: str, params: tuple[Any, ...]) -> bool:
+    return change_tx(conn, sql, params) > 0
 
 
 # The compliance log
 
 
 def append_compliance(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     kind: ComplianceKind,
     now: str,
     *,
@@ -133,7 +134,7 @@ def append_compliance(
 
 
 async def compliance_entries(
-    conn: aiosqlite.Connection, before: int | None, limit: int
+    conn: ReadConnection, before: int | None, limit: int
 ) -> list[ComplianceEntry]:
     """Newest first, below `before` when given."""
     rows = await fetch_all(
@@ -148,7 +149,7 @@ async def compliance_entries(
 
 
 def append_audit(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     actor_id: int,
     action: AuditAction,
     member_id: int | None,
@@ -165,7 +166,7 @@ def append_audit(
 
 
 def complete_audit(
-    conn: sqlite3.Connection, audit_id: int, outcome: str, rows: int, sha256: str, now: str
+    conn: TxConnection, audit_id: int, outcome: str, rows: int, sha256: str, now: str
 ) -> None:
     # The table's trigger refuses a second completion or any other change.
     conn.execute(
@@ -175,14 +176,12 @@ def complete_audit(
     )
 
 
-async def get_audit(conn: aiosqlite.Connection, audit_id: int) -> AuditEntry | None:
+async def get_audit(conn: ReadConnection, audit_id: int) -> AuditEntry | None:
     row = await fetch_one(conn, f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id = ?", (audit_id,))
     return _audit(row) if row else None
 
 
-async def audit_entries(
-    conn: aiosqlite.Connection, before: int | None, limit: int
-) -> list[AuditEntry]:
+async def audit_entries(conn: ReadConnection, before: int | None, limit: int) -> list[AuditEntry]:
     rows = await fetch_all(
         conn,
         f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
@@ -195,7 +194,7 @@ async def audit_entries(
 
 
 def insert_report(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     *,
     conversation_id: int,
     message_id: int | None,
@@ -222,13 +221,13 @@ def insert_report(
     return report
 
 
-def get_report(conn: sqlite3.Connection, report_id: int) -> Report | None:
+def get_report(conn: TxConnection, report_id: int) -> Report | None:
     row = fetch_one_tx(conn, f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ?", (report_id,))
     return _report(row) if row else None
 
 
 def open_report_like(
-    conn: sqlite3.Connection, reporter_id: int, conversation_id: int, message_id: int | None
+    conn: TxConnection, reporter_id: int, conversation_id: int, message_id: int | None
 ) -> Report | None:
     """The reporter's open report of the same message (or conversation), if any."""
     row = fetch_one_tx(
@@ -241,7 +240,7 @@ def open_report_like(
 
 
 async def reports_page(
-    conn: aiosqlite.Connection, status: ReportStatus, last_seen: int | None, limit: int
+    conn: ReadConnection, status: ReportStatus, last_seen: int | None, limit: int
 ) -> list[Report]:
     """Open reports oldest first (a queue); resolved ones newest first (a history); each
     page continues after `last_seen`, the last id of the page before."""
@@ -260,7 +259,7 @@ async def reports_page(
 
 
 def resolve_report(
-    conn: sqlite3.Connection, report_id: int, moderator_id: int, resolution: str, now: str
+    conn: TxConnection, report_id: int, moderator_id: int, resolution: str, now: str
 ) -> bool:
     """Resolve an open report; False when it was already resolved."""
     return _changed(
@@ -271,7 +270,7 @@ def resolve_report(
     )
 
 
-async def report_context(conn: aiosqlite.Connection, report: Report) -> list[Message]:
+async def report_context(conn: ReadConnection, report: Report) -> list[Message]:
     """The messages around the reported one (or the last ones before the report), in order."""
     if report.message_id is None:
         rows = await fetch_all(
@@ -301,7 +300,7 @@ async def report_context(conn: aiosqlite.Connection, report: Report) -> list[Mes
     return [message_from_row(row) for row in [*reversed(before), *after]]
 
 
-async def open_reports_summary(conn: aiosqlite.Connection) -> tuple[int, int, int | None]:
+async def open_reports_summary(conn: ReadConnection) -> tuple[int, int, int | None]:
     """(open reports, open safety reports, the newest open report's id)."""
     row = await fetch_one(
         conn,
@@ -313,7 +312,7 @@ async def open_reports_summary(conn: aiosqlite.Connection) -> tuple[int, int, in
     return int(row[0]), int(row[1]), row[2]
 
 
-async def open_report_count(conn: aiosqlite.Connection) -> int:
+async def open_report_count(conn: ReadConnection) -> int:
     row = await fetch_one(conn, "SELECT count(*) FROM reports WHERE status = 'open'", ())
     return int(row[0]) if row else 0
 
@@ -321,7 +320,7 @@ async def open_report_count(conn: aiosqlite.Connection) -> int:
 # Blocks
 
 
-def insert_block(conn: sqlite3.Connection, blocker: int, blocked: int, now: str) -> bool:
+def insert_block(conn: TxConnection, blocker: int, blocked: int, now: str) -> bool:
     """Whether this call created the block (False: it already existed)."""
     return _changed(
         conn,
@@ -331,7 +330,7 @@ def insert_block(conn: sqlite3.Connection, blocker: int, blocked: int, now: str)
     )
 
 
-def delete_block(conn: sqlite3.Connection, blocker: int, blocked: int) -> bool:
+def delete_block(conn: TxConnection, blocker: int, blocked: int) -> bool:
     return _changed(
         conn, "DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?", (blocker, blocked)
     )
@@ -343,19 +342,19 @@ _BLOCKS_BY = (
 )
 
 
-def _blocks(rows: list[sqlite3.Row]) -> list[Block]:
+def _blocks(rows: list[Row]) -> list[Block]:
     return [Block(row["blocker_id"], row["blocked_id"], row["created_at"]) for row in rows]
 
 
-async def blocks_by(conn: aiosqlite.Connection, blocker: int) -> list[Block]:
+async def blocks_by(conn: ReadConnection, blocker: int) -> list[Block]:
     return _blocks(await fetch_all(conn, _BLOCKS_BY, (blocker,)))
 
 
-def blocks_by_tx(conn: sqlite3.Connection, blocker: int) -> list[Block]:
+def blocks_by_tx(conn: TxConnection, blocker: int) -> list[Block]:
     return _blocks(fetch_all_tx(conn, _BLOCKS_BY, (blocker,)))
 
 
-def blocked_between(conn: sqlite3.Connection, a: int, b: int) -> bool:
+def blocked_between(conn: TxConnection, a: int, b: int) -> bool:
     """Whether either member blocked the other."""
     row = fetch_one_tx(conn, f"SELECT {BLOCK_BETWEEN}", (a, b, b, a))
     return row is not None and bool(row[0])
@@ -365,7 +364,7 @@ def blocked_between(conn: sqlite3.Connection, a: int, b: int) -> bool:
 
 
 def insert_intent(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     user_id: int,
     peer_id: int,
     origin_type: str,

@@ -8,13 +8,11 @@ arithmetic is `gateway.rate_limits`'s.
 
 from __future__ import annotations
 
-import sqlite3
-
 from gateway.rate_limits import Bucket, Decision, RateAction, RateLimit, take
-from gateway.store.rows import change_tx, fetch_one_tx
+from gateway.store.rows import TxConnection, change_tx, fetch_one_tx
 
 
-def bucket(conn: sqlite3.Connection, member_id: int, action: RateAction) -> Bucket | None:
+def bucket(conn: TxConnection, member_id: int, action: RateAction) -> Bucket | None:
     row = fetch_one_tx(
         conn,
         "SELECT tokens, updated_at FROM rate_buckets WHERE member_id = ? AND action = ?",
@@ -24,7 +22,7 @@ def bucket(conn: sqlite3.Connection, member_id: int, action: RateAction) -> Buck
 
 
 def decide(
-    conn: sqlite3.Connection,
+    conn: TxConnection,
     limit: RateLimit | None,
     member_id: int,
     action: RateAction,
@@ -39,7 +37,7 @@ def decide(
 
 
 def charge(
-    conn: sqlite3.Connection, member_id: int, action: RateAction, decision: Decision | None
+    conn: TxConnection, member_id: int, action: RateAction, decision: Decision | None
 ) -> None:
     """Take the token of an allowed `decision` (nothing when the limit is off)."""
     if decision is None:

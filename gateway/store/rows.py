@@ -1,19 +1,21 @@
-"""What every SQL module of the store shares: running one statement, and turning rows into
-the models that several tables' queries return.
+"""What every SQL module of the store shares: the connections it is given, running one
+statement, and turning rows into the models that several tables' queries return.
 
-Two runners of each kind: `fetch_all`, `fetch_one` and `change` are async, for reads on an
-aiosqlite connection of a read pool; `fetch_all_tx`, `fetch_one_tx` and `change_tx` are
-their synchronous twins, for a write transaction on the writer's own `sqlite3.Connection`
-(see `connections.Writer`). A query needed by both keeps one SQL text and one row mapper.
+Two runners of each kind: `fetch_all` and `fetch_one` are async, for reads on a connection of
+a read pool (`ReadConnection`); `fetch_all_tx`, `fetch_one_tx` and `change_tx` are their
+synchronous twins, for a write transaction on the writer's own connection (`TxConnection`,
+see `connections.Writer`). A query needed by both keeps one SQL text and one row mapper.
+
+Statements are written once, in the SQL that SQLite and PostgreSQL share, with `?` (or
+`:name`) placeholders; the PostgreSQL connections (`postgres.py`) translate them. Where the
+two engines truly differ, the statement module keeps both texts side by side and picks one
+with `is_postgres(conn)`. Inserted ids are read with `RETURNING id`, never `lastrowid`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
-from typing import Any, cast
-
-import aiosqlite
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, cast
 
 from gateway.messaging.models import Conversation, Message, Origin, OriginType
 
@@ -29,48 +31,81 @@ BLOCK_BETWEEN = (
 )
 
 
+class Row(Protocol):
+    """A result row, by column name or position (`sqlite3.Row`, `postgres.PgRow`)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
+class TxCursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchone(self) -> Any: ...
+
+
+class TxConnection(Protocol):
+    """The writer's connection inside `write(tx)`: `sqlite3.Connection` or
+    `postgres.PgTxConnection`."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+
+class ReadConnection(Protocol):
+    """A read pool's connection: `aiosqlite.Connection` or `postgres.PgReadConnection`."""
+
+    async def execute_fetchall(self, sql: str, parameters: Any = ..., /) -> Iterable[Any]: ...
+
+
+def is_postgres(conn: TxConnection | ReadConnection) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
 # Each aiosqlite call is a round trip to the connection's thread: one per statement, not
 # three (execute, fetch, close).
 async def fetch_all(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
-) -> list[sqlite3.Row]:
-    return cast(list[sqlite3.Row], await conn.execute_fetchall(sql, params))
+    conn: ReadConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+) -> list[Row]:
+    return list(await conn.execute_fetchall(sql, params))
 
 
-async def fetch_one(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
-) -> sqlite3.Row | None:
+async def fetch_one(conn: ReadConnection, sql: str, params: Sequence[Any] = ()) -> Row | None:
     rows = await fetch_all(conn, sql, params)
     return rows[0] if rows else None
 
 
-async def change(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> tuple[int, int]:
-    """(rows changed, last inserted rowid) of one statement."""
-    cursor = await conn.execute(sql, params)
-    # Not closed: closing is another round trip, and a finished statement holds nothing.
-    return cursor.rowcount, cursor.lastrowid or 0
+def fetch_all_tx(conn: TxConnection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    rows: list[Row] = conn.execute(sql, params).fetchall()
+    return rows
 
 
-def fetch_all_tx(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()
-) -> list[sqlite3.Row]:
-    return conn.execute(sql, params).fetchall()
-
-
-def fetch_one_tx(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()
-) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+def fetch_one_tx(conn: TxConnection, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    row: Row | None = conn.execute(sql, params).fetchone()
     return row
 
 
-def change_tx(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[int, int]:
-    """(rows changed, last inserted rowid) of one statement."""
-    cursor = conn.execute(sql, params)
-    return cursor.rowcount, cursor.lastrowid or 0
+def change_tx(conn: TxConnection, sql: str, params: Sequence[Any]) -> int:
+    """How many rows one statement changed."""
+    cursor: TxCursor = conn.execute(sql, params)
+    return cursor.rowcount
 
 
-def conversation_from_row(row: sqlite3.Row) -> Conversation:
+def insert_tx(conn: TxConnection, sql: str, params: Sequence[Any]) -> int | None:
+    """The id of the row an `INSERT ... RETURNING id` wrote; None when it wrote none."""
+    rows = fetch_all_tx(conn, sql, params)
+    return int(rows[0][0]) if rows else None
+
+
+def insert_many_tx(conn: TxConnection, sql: str, params: Sequence[Any]) -> list[int]:
+    """The ids of the rows one multi-row `INSERT ... RETURNING id` wrote, in the order of its
+    VALUES: ids are drawn in that order, and writers take turns (`connections.Writer`), so
+    they ascend with it."""
+    return sorted(int(row[0]) for row in fetch_all_tx(conn, sql, params))
+
+
+def conversation_from_row(row: Row) -> Conversation:
     return Conversation(
         id=row["id"],
         member_ids=(row["member_low"], row["member_high"]),
@@ -81,7 +116,7 @@ def conversation_from_row(row: sqlite3.Row) -> Conversation:
     )
 
 
-def message_from_row(row: sqlite3.Row) -> Message:
+def message_from_row(row: Row) -> Message:
     return Message(
         id=row["id"],
         conversation_id=row["conversation_id"],
