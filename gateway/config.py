@@ -43,26 +43,68 @@ def _secrets(raw: str) -> tuple[str, ...]:
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
 
 
-def database_path(raw: str) -> Path:
-    """A SQLite database: a file path, or a URL in the form WhiteBalloon's own `DATABASE_URL`
-    takes (`sqlite:///data/app.db` relative, `sqlite:////srv/app.db` absolute; a driver
-    after `+` is ignored). Any other scheme is refused: a `postgresql://...` must never be
-    taken for a folder name."""
+@dataclass(frozen=True, slots=True)
+class PostgresUrl:
+    """A PostgreSQL database, as a libpq connection URL (`postgresql://user@host/db`)."""
+
+    url: str
+
+    def __str__(self) -> str:
+        """The URL with any password masked: safe to log or print."""
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", self.url)
+
+    def __repr__(self) -> str:
+        return f"PostgresUrl({str(self)!r})"
+
+
+# Where a database lives: a SQLite file, or a PostgreSQL database.
+Database = Path | PostgresUrl
+
+
+def database_location(raw: str) -> Database:
+    """A database in the forms WhiteBalloon's own `DATABASE_URL` takes: a SQLite file path or
+    `sqlite:///` URL (`sqlite:///data/app.db` relative, `sqlite:////srv/app.db` absolute), or
+    a `postgresql://` URL (`postgres://` too). A driver after `+` (`postgresql+psycopg://`) is
+    ignored. Any other scheme is refused: it must never be taken for a folder name."""
     if not raw.strip():
         raise ValueError("is empty")
     url = _URL.fullmatch(raw.strip())
     if url is None:
         return Path(raw)
     scheme, rest = url.group(1).lower().split("+", 1)[0], url.group(2)
+    if scheme in ("postgresql", "postgres"):
+        return _postgres_url(rest)
     if scheme != "sqlite":
         raise ValueError(
-            f"names a {scheme!r} database; the gateway stores in SQLite only: give a file "
-            "path or a sqlite:/// URL"
+            f"names a {scheme!r} database; the gateway stores in SQLite or PostgreSQL: give a "
+            "file path, a sqlite:/// URL or a postgresql:// URL"
         )
     path = rest[1:] if rest.startswith("/") else rest  # sqlite:///x is the relative path x
     if not path or path == ":memory:" or "?" in path:
         raise ValueError("must name a database file, as sqlite:///path/to/file.db")
     return Path(path)
+
+
+def _postgres_url(rest: str) -> PostgresUrl:
+    from psycopg import conninfo  # only PostgreSQL settings need the driver
+
+    url = "postgresql://" + rest
+    try:
+        parts = conninfo.conninfo_to_dict(url)
+    except Exception as error:  # psycopg.ProgrammingError, with libpq's own words
+        raise ValueError(f"is not a PostgreSQL URL libpq accepts: {error}") from None
+    if not parts.get("dbname"):
+        raise ValueError("must name its database, as postgresql://user@host/dbname")
+    return PostgresUrl(url)
+
+
+def database_path(raw: str) -> Path:
+    """A SQLite database file (`database_location`, PostgreSQL refused): what the importer
+    reads, WhiteBalloon's own `messages.db`."""
+    location = database_location(raw)
+    if isinstance(location, PostgresUrl):
+        raise ValueError("names a PostgreSQL database; this must be a SQLite file")
+    return location
 
 
 def database_argument(raw: str) -> Path:
@@ -73,10 +115,10 @@ def database_argument(raw: str) -> Path:
         raise argparse.ArgumentTypeError(f"{raw!r} {error}") from None
 
 
-def _app_db(raw: str) -> Path:
+def _app_db(raw: str) -> Database:
     if not raw.strip():
         raise ValueError("is empty: set it to the main app's database, or unset it for the demo")
-    return database_path(raw)
+    return database_location(raw)
 
 
 def _origins(raw: str) -> tuple[str, ...]:
@@ -158,18 +200,19 @@ class Settings:
         "/login",
         "Where the page sends a signed-out member: WhiteBalloon's sign-in page.",
     )
-    messaging_db: Path = setting(
+    messaging_db: Database = setting(
         "WB_MESSAGING_DB",
-        database_path,
+        database_location,
         Path("data/messaging.db"),
-        "The gateway's own SQLite database: a file path or a sqlite:/// URL.",
+        "The gateway's own database: a SQLite file path or sqlite:/// URL, or a "
+        "postgresql:// URL (several gateway hosts share one).",
     )
-    app_db: Path | None = setting(
+    app_db: Database | None = setting(
         "WB_APP_DB",
         _app_db,
         None,
-        "The main app's SQLite database (a path, or its DATABASE_URL if that is sqlite:///), "
-        "opened read-only. Unset: demo mode with seeded members.",
+        "The main app's database, as its DATABASE_URL names it (sqlite:///, postgresql://) "
+        "or a SQLite file path, opened read-only. Unset: demo mode with seeded members.",
     )
     access_log: bool = setting(
         "WB_ACCESS_LOG",
@@ -312,6 +355,12 @@ class Settings:
     def demo_mode(self) -> bool:
         return self.app_db is None
 
+    @property
+    def data_dir(self) -> Path:
+        """Where the demo keeps its members and secret: beside a SQLite messaging.db, or in
+        ./data when messages are in PostgreSQL."""
+        return self.messaging_db.parent if isinstance(self.messaging_db, Path) else Path("data")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
@@ -336,7 +385,7 @@ class Settings:
                 "runs the demo, which signs anyone in, and it will not do so with a real "
                 "secret. Set WB_APP_DB, or unset WB_SESSION_SECRET to run the demo."
             )
-        if self.app_db is not None and not self.app_db.is_file():
+        if isinstance(self.app_db, Path) and not self.app_db.is_file():
             raise ConfigError(f"WB_APP_DB={str(self.app_db)!r} is not an existing file")
         if not 0 <= self.auth_cache_seconds <= 5:  # also refuses nan
             raise ConfigError("WB_AUTH_CACHE_SECONDS must be between 0 and 5")

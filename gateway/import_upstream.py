@@ -60,7 +60,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.config import Settings, database_argument
+import psycopg
+
+from gateway.config import Database, Settings, database_argument
 from gateway.exceptions import ConfigError, Unavailable
 from gateway.live.events import PendingEvent
 from gateway.messaging.actions import ReadState
@@ -121,7 +123,7 @@ class Summary:
     read_positions: int = 0  # read pointers set or moved forward
     left_out: list[int] = field(default_factory=list)
 
-    def report(self, source: Path, target: Path) -> str:
+    def report(self, source: Path, target: Database) -> str:
         lines = [
             f"Imported WhiteBalloon messages from {source} into {target}:",
             f"  threads:        {self.threads_imported} imported, "
@@ -509,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_REFUSED
-    except (Unavailable, sqlite3.Error, OSError) as error:
+    except (Unavailable, sqlite3.Error, psycopg.Error, OSError) as error:
         # messaging.db could not be opened or written (or WB_APP_DB read): the transaction
         # was never committed.
         print(f"error: {type(error).__name__}: {error}\nNothing was imported.", file=sys.stderr)

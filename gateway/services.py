@@ -14,7 +14,7 @@ from quart import Quart
 
 from gateway import demo
 from gateway.auth import Authenticator, CookieNames
-from gateway.config import Settings
+from gateway.config import Database, PostgresUrl, Settings
 from gateway.live.broadcaster import Broadcaster
 from gateway.live.doorbell import Doorbell
 from gateway.live.relay import Relay
@@ -23,6 +23,7 @@ from gateway.live.session_watch import SessionWatch
 from gateway.messaging.participants import ConversationMembers
 from gateway.rate_limits import RateLimiter
 from gateway.store import Directory, MessagingStore
+from gateway.store.postgres import Listener
 
 EXTENSION = "whiteballoon"  # where the app keeps its worker's Services
 
@@ -45,7 +46,8 @@ class Services:
     store: MessagingStore
     directory: Directory
     broadcaster: Broadcaster
-    doorbell: Doorbell
+    doorbell: Doorbell | None  # SQLite: the workers of this host ring each other
+    listener: Listener | None  # PostgreSQL: every host hears each commit's NOTIFY
     relay: Relay
     retention: EventRetention
     authenticator: Authenticator
@@ -63,7 +65,8 @@ class Services:
             read_connections=settings.read_connections,
             write_batch_size=settings.write_batch_size,
         )
-        data_dir = settings.messaging_db.parent
+        data_dir = settings.data_dir
+        app_db: Database
         if settings.app_db is None:
             app_db = await demo.open_demo_directory(data_dir)
             session_secrets: tuple[str, ...] = (demo.demo_secret(data_dir),)
@@ -75,20 +78,30 @@ class Services:
         )
 
         # Live delivery. After a commit, an action publishes to the broadcaster, which
-        # delivers in id order to this worker's streams and rings the doorbell so the other
-        # workers' relays read the log at once. When ids skip (another worker committed in
-        # between), the broadcaster wakes this worker's relay, which delivers from the log.
+        # delivers in id order to this worker's streams. The other workers' relays read the
+        # log at once: on SQLite the broadcaster rings their doorbells; on PostgreSQL the
+        # commit itself notifies every host's listener. When ids skip (another worker
+        # committed in between), the broadcaster wakes this worker's relay, which delivers
+        # from the log.
         relay_wake = asyncio.Event()
-        doorbell = Doorbell(settings.messaging_db, on_ring=relay_wake.set)
+        doorbell: Doorbell | None = None
+        listener: Listener | None = None
+        if isinstance(settings.messaging_db, PostgresUrl):
+            listener = Listener(settings.messaging_db, on_notify=relay_wake.set)
+        else:
+            doorbell = Doorbell(settings.messaging_db, on_ring=relay_wake.set)
         broadcaster = Broadcaster(
             settings.stream_queue_size,
             on_gap=relay_wake.set,
-            on_published=doorbell.ring,
+            on_published=doorbell.ring if doorbell is not None else None,
             streams_per_member=settings.streams_per_member,
         )
         relay = Relay(store, broadcaster, relay_wake, settings.relay_poll_seconds)
+        if listener is not None:
+            await listener.start()  # before the relay reads where the log ends: none missed
         await relay.start()
-        doorbell.open()
+        if doorbell is not None:
+            doorbell.open()
         retention = EventRetention(store, settings.event_retention_days)
         retention.start()
 
@@ -111,6 +124,7 @@ class Services:
             directory,
             broadcaster,
             doorbell,
+            listener,
             relay,
             retention,
             authenticator,
@@ -131,7 +145,10 @@ class Services:
     async def close(self) -> None:
         await self.session_watch.close()
         self.broadcaster.close()
-        self.doorbell.close()
+        if self.doorbell is not None:
+            self.doorbell.close()
+        if self.listener is not None:
+            await self.listener.close()
         await self.relay.close()
         await self.retention.close()
         await self.store.close()

@@ -99,12 +99,13 @@ class Broadcaster:
         queue_size: int,
         *,
         on_gap: Callable[[], None],
-        on_published: Callable[[], None],
+        on_published: Callable[[], None] | None,
         streams_per_member: int = 20,
     ) -> None:
         """`on_gap` is called when published ids skip some (the relay must read them from the
         log: the no-gap guarantee depends on it); `on_published` when this worker committed
-        events (so other workers can be told at once)."""
+        events (so other workers can be told at once), None when the database tells them
+        itself (PostgreSQL's NOTIFY)."""
         self._queue_size = queue_size
         self._streams_per_member = streams_per_member
         # Per member, in the order they subscribed (a dict keeps it), so the oldest goes first.
@@ -156,7 +157,8 @@ class Broadcaster:
         """Deliver events this worker just committed, unless that would skip over others."""
         if not events:
             return
-        self._on_published()
+        if self._on_published is not None:
+            self._on_published()
         if events[0].id != self.last_published + 1:
             if events[-1].id > self.last_published:
                 self._on_gap()

@@ -1,4 +1,4 @@
-"""SQLite connections: one writer thread that owns the only write connection, and read pools.
+"""Connections: one writer thread that owns the only write connection, and read pools.
 
 The writer is a thread of its own holding a plain `sqlite3.Connection`, and runs whole
 transactions handed to it as synchronous functions of that connection. Transactions that
@@ -9,6 +9,10 @@ many statements it runs. If one of them raises, the batch is rolled back and eac
 again alone, so a refusal never undoes a batch-mate's write. A function's result is returned
 only after its COMMIT succeeded, so callers can publish what they wrote. Reads use their own
 aiosqlite connections (WAL), so they never wait behind a write.
+
+The writer is the same for both engines; what differs (how to open, begin, commit, and take
+turns with the other processes writing the same database) is a `WriteEngine`:
+`SqliteEngine` here, `postgres.PostgresEngine` for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,19 +24,21 @@ import queue
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiosqlite
 
 from gateway.exceptions import Unavailable
 from gateway.store.process_lock import ProcessLock
+from gateway.store.rows import TxConnection
 from gateway.store.schema import migrate
 
 T = TypeVar("T")
+C = TypeVar("C")
 # A write transaction: runs on the writer's thread, so it must not touch the event loop.
-Transaction = Callable[[sqlite3.Connection], T]
+Transaction = Callable[[TxConnection], T]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,61 @@ def _connect_writer(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+class WriteEngine(Protocol):
+    """What the writer needs of a database engine; every method runs on the writer's thread."""
+
+    errors: tuple[type[Exception], ...]  # what a failed BEGIN or COMMIT raises
+
+    def connect(self) -> Any:
+        """The write connection, its schema migrated."""
+
+    def turn(self) -> AbstractContextManager[object]:
+        """Held around each write transaction: this process's turn among the writers."""
+
+    def begin(self, conn: Any) -> None: ...
+
+    def commit(self, conn: Any) -> None: ...
+
+    def rollback(self, conn: Any) -> None:
+        """Roll back the open transaction, if any."""
+
+    def usable(self, conn: Any) -> bool:
+        """False once the connection is lost for good (a server restart): reconnect."""
+
+    def close(self) -> None: ...
+
+
+class SqliteEngine:
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: Path, synchronous: str, lock: ProcessLock) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._lock = lock
+
+    def connect(self) -> sqlite3.Connection:
+        return connect_writer(self._path, self._synchronous, self._lock)
+
+    def turn(self) -> ProcessLock:
+        return self._lock
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        conn.execute("COMMIT")
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def usable(self, conn: sqlite3.Connection) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._lock.close()
+
+
 _Job = tuple[Transaction[Any], "asyncio.Future[Any]"]
 _Outcome = tuple[bool, Any]
 
@@ -83,11 +144,10 @@ _Outcome = tuple[bool, Any]
 class Writer:
     """The single owner of a database's write connection, on a thread of its own."""
 
-    def __init__(self, path: Path, *, synchronous: str, batch_size: int, lock: ProcessLock) -> None:
-        self._path = path
-        self._synchronous = synchronous
+    def __init__(self, engine: WriteEngine, *, batch_size: int) -> None:
+        self._engine = engine
         self._batch_size = batch_size
-        self._lock = lock
+        self._conn: Any = None  # the engine's connection, opened on the writer's thread
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,9 +156,9 @@ class Writer:
     async def start(self) -> None:
         """Open (and migrate) the write connection on the writer's thread."""
         self._loop = asyncio.get_running_loop()
-        ready: concurrent.futures.Future[sqlite3.Connection] = concurrent.futures.Future()
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="sqlite-writer", daemon=True
+            target=self._serve, args=(ready,), name="store-writer", daemon=True
         )
         self._thread.start()
         try:
@@ -121,22 +181,22 @@ class Writer:
         if thread is not None:
             self._jobs.put(None)  # after every job already queued
             await asyncio.to_thread(thread.join)
-        self._lock.close()
+        self._engine.close()
 
     # On the writer's thread.
 
-    def _serve(self, ready: concurrent.futures.Future[sqlite3.Connection]) -> None:
+    def _serve(self, ready: concurrent.futures.Future[None]) -> None:
         try:
-            conn = connect_writer(self._path, self._synchronous, self._lock)
+            self._conn = self._engine.connect()
         except BaseException as error:
             ready.set_exception(error)
             return
-        ready.set_result(conn)
+        ready.set_result(None)
         try:
             while (batch := self._next_batch()) is not None:
-                self._run(conn, batch)
+                self._run(batch)
         finally:
-            conn.close()
+            self._conn.close()
 
     def _next_batch(self) -> list[_Job] | None:
         job = self._jobs.get()
@@ -154,13 +214,13 @@ class Writer:
             batch.append(next_job)
         return batch
 
-    def _run(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run(self, batch: list[_Job]) -> None:
         # A caller that gave up before its turn (client went away) gets nothing written.
         batch = [(tx, future) for tx, future in batch if not future.done()]
         if not batch:
             return
         try:
-            outcomes = self._commit(conn, [tx for tx, _ in batch])
+            outcomes = self._commit([tx for tx, _ in batch])
         except Exception:
             # The writer must outlive any one batch, or every later write would hang.
             log.exception("write batch of %d jobs failed", len(batch))
@@ -172,49 +232,60 @@ class Writer:
         except RuntimeError:  # the event loop is gone: nobody is waiting any more
             log.warning("write batch of %d jobs finished after its event loop", len(batch))
 
-    def _commit(self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]) -> list[_Outcome]:
+    def _commit(self, jobs: list[Transaction[Any]]) -> list[_Outcome]:
         try:
-            return self._together(conn, jobs)
+            return self._together(jobs)
         except _JobFailed:
             # Rare: one transaction refused (e.g. a block). Its batch-mates were rolled back
             # with it, so each runs again on its own and only the refused one fails.
-            return [self._together(conn, [tx])[0] for tx in jobs]
+            return [self._together([tx])[0] for tx in jobs]
 
-    def _together(self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]) -> list[_Outcome]:
+    def _together(self, jobs: list[Transaction[Any]]) -> list[_Outcome]:
         """Every job in one transaction and one fsync; no savepoints, as failures are rare."""
-        with self._lock:  # blocking is fine: this thread does nothing else meanwhile
-            return self._in_transaction(conn, jobs)
+        with self._engine.turn():  # blocking is fine: this thread does nothing else meanwhile
+            return self._in_transaction(jobs)
 
-    def _in_transaction(
-        self, conn: sqlite3.Connection, jobs: list[Transaction[Any]]
-    ) -> list[_Outcome]:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error:
-            log.exception("could not start a write transaction")
+    def _in_transaction(self, jobs: list[Transaction[Any]]) -> list[_Outcome]:
+        engine = self._engine
+        if not self._begin():
             return [(False, Unavailable())] * len(jobs)
+        conn = self._conn
         results: list[_Outcome] = []
         for tx in jobs:
             try:
                 results.append((True, tx(conn)))
             except Exception as error:
-                _rollback(conn)
+                self._rollback()
                 if len(jobs) == 1:
                     return [(False, error)]
                 raise _JobFailed from error
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error:
+            engine.commit(conn)
+        except engine.errors:
             # Disk full, I/O error: nothing of this batch is durable, so nobody hears success.
             log.exception("write transaction of %d jobs failed to commit", len(results))
-            _rollback(conn)
+            self._rollback()
             return [(False, Unavailable())] * len(results)
         return results
 
+    def _begin(self) -> bool:
+        engine = self._engine
+        try:
+            if not engine.usable(self._conn):
+                # The server went away and came back (or not): one new connection per try.
+                self._conn.close()
+                self._conn = engine.connect()
+            engine.begin(self._conn)
+        except engine.errors:
+            log.exception("could not start a write transaction")
+            return False
+        return True
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
+    def _rollback(self) -> None:
+        try:
+            self._engine.rollback(self._conn)
+        except self._engine.errors:
+            log.exception("could not roll back; the connection is replaced at the next write")
 
 
 def _settle(futures: list[asyncio.Future[Any]], outcomes: list[_Outcome]) -> None:
@@ -231,21 +302,30 @@ class _JobFailed(Exception):
     """A job of a shared transaction raised; the batch is rolled back and retried one by one."""
 
 
-class ReadPool:
+class _Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Closeable)
+
+
+class ReadPool(Generic[R]):
     """A fixed set of read-only connections handed out one request at a time."""
 
-    def __init__(self, conns: list[aiosqlite.Connection]) -> None:
+    def __init__(self, conns: list[R]) -> None:
         self._conns = conns
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._idle: asyncio.Queue[R] = asyncio.Queue()
         for conn in conns:
             self._idle.put_nowait(conn)
 
     @classmethod
-    async def open(cls, path: Path | str, size: int, *, uri: bool = False) -> ReadPool:
-        return cls([await connect(path, read_only=True, uri=uri) for _ in range(size)])
+    async def open(
+        cls, path: Path | str, size: int, *, uri: bool = False
+    ) -> ReadPool[aiosqlite.Connection]:
+        return ReadPool([await connect(path, read_only=True, uri=uri) for _ in range(size)])
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def connection(self) -> AsyncIterator[R]:
         conn = await self._idle.get()
         try:
             yield conn

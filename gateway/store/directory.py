@@ -2,41 +2,48 @@
 
 The visibility rule is the main app's: V sees M when V is an admin, M's sync_scope is
 'public', M is V, or V invited M. Two members may message when each sees the other.
+
+The main app's database is SQLite or PostgreSQL, as its `DATABASE_URL` says; the queries are
+written in the SQL both share (booleans compared with `IS TRUE`, ids compared as text, no
+`COLLATE NOCASE`), and read rows as either engine returns them.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from gateway.config import Database, PostgresUrl
 from gateway.messaging.models import Member
 from gateway.store.connections import ReadPool
+from gateway.store.rows import Row, fetch_all
 
 
 def _sees(viewer: str, member: str) -> str:
     return (
-        f"(COALESCE({viewer}.is_admin, 0) != 0 OR {member}.sync_scope = 'public' "
+        f"({viewer}.is_admin IS TRUE OR {member}.sync_scope = 'public' "
         f"OR {member}.id = {viewer}.id OR EXISTS (SELECT 1 FROM user_attributes ua "
         f"WHERE ua.user_id = {member}.id AND ua.key = 'invited_by_user_id' "
-        f"AND CAST(ua.value AS INTEGER) = {viewer}.id))"
+        f"AND trim(ua.value) = CAST({viewer}.id AS TEXT)))"
     )
 
 
 _MUTUAL = f"{_sees('v', 'm')} AND {_sees('m', 'v')}"  # the rule `Sight.mutual` states too
-_MEMBER_COLUMNS = "id, username, COALESCE(is_admin, 0) != 0 AS is_admin"
+_MEMBER_COLUMNS = "id, username, is_admin IS TRUE AS is_admin"
 
 
-def _member(row: sqlite3.Row) -> Member:
+def _member(row: Row) -> Member:
     return Member(user_id=row["id"], username=row["username"], is_admin=bool(row["is_admin"]))
 
 
 def _parse_sqlalchemy_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):  # PostgreSQL's timestamp columns
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     if not isinstance(value, str):
         return None
     try:
@@ -85,30 +92,38 @@ class Directory:
     the one cached answer, who sees whom by id (asked on every send), is kept for at most
     `cache_seconds`: the same bound as a verified session's."""
 
-    def __init__(self, pool: ReadPool, has_sessions: bool, cache_seconds: float = 0.0) -> None:
+    def __init__(self, pool: ReadPool[Any], has_sessions: bool, cache_seconds: float = 0.0) -> None:
         self._pool = pool
         self.has_sessions = has_sessions
         self._cache_seconds = cache_seconds
         self._sights: dict[tuple[int, int], tuple[float, Sight | None]] = {}
 
     @classmethod
-    async def open(cls, path: Path, size: int, *, cache_seconds: float = 0.0) -> Directory:
-        # mode=ro: the gateway can never write the main app's database, even by mistake.
-        pool = await ReadPool.open(_read_only_uri(path), size, uri=True)
-        directory = cls(pool, has_sessions=False, cache_seconds=cache_seconds)
-        directory.has_sessions = bool(
-            await directory._rows(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'", ()
+    async def open(cls, location: Database, size: int, *, cache_seconds: float = 0.0) -> Directory:
+        pool: ReadPool[Any]
+        if isinstance(location, PostgresUrl):
+            from gateway.store import postgres
+
+            # Read-only sessions; a role with SELECT on users, user_attributes and sessions
+            # is all the gateway needs.
+            pool = ReadPool([await postgres.connect_read(location) for _ in range(size)])
+            tables = "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = 'sessions' " + (
+                "AND schemaname = ANY (current_schemas(false))"
             )
-        )
+        else:
+            # mode=ro: the gateway can never write the main app's database, even by mistake.
+            pool = await ReadPool.open(_read_only_uri(location), size, uri=True)
+            tables = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'"
+        directory = cls(pool, has_sessions=False, cache_seconds=cache_seconds)
+        directory.has_sessions = bool(await directory._rows(tables, ()))
         return directory
 
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
         async with self._pool.connection() as conn:
-            return cast(list[sqlite3.Row], await conn.execute_fetchall(sql, params))
+            return await fetch_all(conn, sql, params)
 
     async def member(self, user_id: int) -> Member | None:
         return (await self.members_by_id([user_id])).get(user_id)
@@ -160,11 +175,11 @@ class Directory:
         """Members `viewer` may message, by username, optionally filtered by a substring."""
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = await self._rows(
-            f"SELECT m.id, m.username, COALESCE(m.is_admin, 0) != 0 AS is_admin "
+            f"SELECT m.id, m.username, m.is_admin IS TRUE AS is_admin "
             f"FROM users v, users m WHERE v.id = ? AND m.id != v.id AND {_MUTUAL} "
-            "AND m.username LIKE ? ESCAPE '\\' "
+            "AND lower(m.username) LIKE lower(?) ESCAPE '\\' "
             # An exact match first, so a deep link finds its member among many similar names.
-            "ORDER BY lower(m.username) = lower(?) DESC, m.username COLLATE NOCASE LIMIT ?",
+            "ORDER BY lower(m.username) = lower(?) DESC, lower(m.username), m.username LIMIT ?",
             (viewer, pattern, query, limit),
         )
         return [_member(row) for row in rows]
@@ -196,7 +211,7 @@ class Directory:
                     id=str(row["id"]),
                     user_id=row["user_id"],
                     expires_at=_parse_sqlalchemy_time(row["expires_at"]),
-                    fully_authenticated=row["is_fully_authenticated"] == 1,
+                    fully_authenticated=row["is_fully_authenticated"] in (1, True),
                 )
         return found
 

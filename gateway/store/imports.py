@@ -20,6 +20,7 @@ import aiosqlite
 
 from gateway.store.connections import connect
 from gateway.store.rows import (
+    ReadConnection,
     TxConnection,
     change_tx,
     fetch_all,
@@ -142,7 +143,7 @@ def imported_messages(conn: TxConnection) -> dict[int, int]:
 
 
 async def conversation_of_upstream_thread(
-    conn: aiosqlite.Connection, upstream_thread_id: int
+    conn: ReadConnection, upstream_thread_id: int
 ) -> int | None:
     """The conversation an upstream thread was imported into (WhiteBalloon's old
     `/messages/<thread id>` links), or None if it was not."""
@@ -168,8 +169,8 @@ def conversation_history(conn: TxConnection, conversation_id: int) -> History:
         conn,
         """
         SELECT count(*),
-               COALESCE(sum(NOT EXISTS (SELECT 1 FROM imported_messages i
-                                         WHERE i.message_id = m.id)), 0),
+               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM imported_messages i
+                                                   WHERE i.message_id = m.id)),
                max(m.created_at)
           FROM messages m
          WHERE m.conversation_id = ?

@@ -30,6 +30,7 @@ from gateway.store.rows import (
     fetch_one_tx,
     insert_many_tx,
     insert_tx,
+    is_postgres,
     message_from_row,
 )
 
@@ -118,7 +119,7 @@ _CONVERSATION_STATE = """
              WHERE m.conversation_id = :c AND m.id > COALESCE(rp.message_id, 0)
                AND m.sender_id != :me) AS unread,
            (SELECT max(m.id) FROM messages m WHERE m.conversation_id = :c) AS last_id
-      FROM (SELECT 1) LEFT JOIN read_pointers rp
+      FROM (SELECT 1) AS one LEFT JOIN read_pointers rp
         ON rp.conversation_id = :c AND rp.user_id = :me
 """
 
@@ -336,27 +337,34 @@ async def events_of_everyone(conn: ReadConnection, after: int, limit: int) -> li
 def prune_events(conn: TxConnection, older_than: str, batch: int) -> int:
     """Delete up to `batch` of the oldest events created before `older_than`."""
     # Ids grow with time, so walking from the oldest id finds old events without an index.
+    # The newest event is kept, however old: on PostgreSQL it is where `event_id_bounds`
+    # learns the newest id.
     deleted = change_tx(
         conn,
         "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?) "
-        "AND created_at < ?",
+        "AND created_at < ? AND id < (SELECT max(id) FROM events)",
         (batch, older_than),
     )
     return deleted
 
 
 async def event_id_bounds(conn: ReadConnection) -> tuple[int, int]:
-    """(oldest kept event id, newest event id ever written).
+    """(oldest kept event id, newest event id ever committed).
 
     With every event pruned (or none yet), the oldest kept id is the next one to come.
     """
-    # sqlite_sequence still knows the newest id when the newest rows were pruned.
-    row = await fetch_one(
-        conn,
-        "SELECT (SELECT min(id) FROM events) AS oldest, "
-        "(SELECT COALESCE(max(seq), 0) FROM sqlite_sequence WHERE name = 'events') AS newest",
-        (),
-    )
+    if is_postgres(conn):
+        # A sequence's value counts ids handed to transactions still in flight, whose events
+        # are not visible yet: starting a relay there would skip them. The newest committed
+        # id is the largest row, and retention always keeps that row (`prune_events`).
+        sql = "SELECT min(id) AS oldest, COALESCE(max(id), 0) AS newest FROM events"
+    else:
+        # sqlite_sequence still knows the newest id when the newest rows were pruned.
+        sql = (
+            "SELECT (SELECT min(id) FROM events) AS oldest, "
+            "(SELECT COALESCE(max(seq), 0) FROM sqlite_sequence WHERE name = 'events') AS newest"
+        )
+    row = await fetch_one(conn, sql, ())
     assert row is not None
     newest: int = row["newest"]
     return (row["oldest"] or newest + 1), newest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gateway.limits import REPLY_WINDOW_DAYS
 from gateway.messaging.models import ORIGIN_TYPES
 from gateway.moderation.models import OriginFunnel
-from gateway.store.rows import ReadConnection, fetch_all, fetch_one
+from gateway.store.rows import ReadConnection, fetch_all, fetch_one, is_postgres
 from gateway.timestamps import Window
 
 
@@ -42,12 +42,14 @@ async def introduction_funnel(conn: ReadConnection, window: Window) -> list[Orig
         row[0]: (row[1], row[2], row[3])
         for row in await fetch_all(
             conn,
-            """
+            f"""
             SELECT c.origin_type, count(*),
-                   sum(EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)),
-                   sum(EXISTS (SELECT 1 FROM messages m
-                                WHERE m.conversation_id = c.id AND m.sender_id != c.created_by
-                                  AND julianday(m.created_at) <= julianday(c.created_at) + ?))
+                   count(*) FILTER (WHERE EXISTS (
+                       SELECT 1 FROM messages m WHERE m.conversation_id = c.id)),
+                   count(*) FILTER (WHERE EXISTS (
+                       SELECT 1 FROM messages m
+                        WHERE m.conversation_id = c.id AND m.sender_id != c.created_by
+                          AND {_within_days(conn, "m.created_at", "c.created_at")}))
               FROM conversations c
              WHERE c.created_at >= ? AND c.created_at < ? AND c.origin_type != 'imported'
              GROUP BY c.origin_type
@@ -59,3 +61,10 @@ async def introduction_funnel(conn: ReadConnection, window: Window) -> list[Orig
         OriginFunnel(kind, intents.get(kind, 0), *started.get(kind, (0, 0, 0)))
         for kind in sorted(set(intents) | set(started) | set(ORIGIN_TYPES))
     ]
+
+
+def _within_days(conn: ReadConnection, later: str, earlier: str) -> str:
+    """`later` is at most `?` days after `earlier` (both stored timestamps)."""
+    if is_postgres(conn):
+        return f"{later}::timestamptz <= {earlier}::timestamptz + make_interval(days => ?)"
+    return f"julianday({later}) <= julianday({earlier}) + ?"

@@ -233,7 +233,8 @@ def open_report_like(
     row = fetch_one_tx(
         conn,
         f"SELECT {_REPORT_COLUMNS} FROM reports WHERE conversation_id = ? AND reporter_id = ? "
-        "AND message_id IS ? AND status = 'open'",
+        # Ids start at 1, so 0 stands for "no message" on both sides of the comparison.
+        "AND COALESCE(message_id, 0) = COALESCE(?, 0) AND status = 'open'",
         (conversation_id, reporter_id, message_id),
     )
     return _report(row) if row else None
@@ -304,7 +305,7 @@ async def open_reports_summary(conn: ReadConnection) -> tuple[int, int, int | No
     """(open reports, open safety reports, the newest open report's id)."""
     row = await fetch_one(
         conn,
-        "SELECT count(*), coalesce(sum(category = 'safety'), 0), max(id) FROM reports "
+        "SELECT count(*), count(*) FILTER (WHERE category = 'safety'), max(id) FROM reports "
         "WHERE status = 'open'",
         (),
     )

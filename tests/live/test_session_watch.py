@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -13,19 +14,17 @@ from quart.testing import QuartClient
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.stand_in import create_session
-from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
+from tests.support.members import ALICE, BOB, COOKIE, starlette_cookie
 from tests.support.sse import open_stream
 
 CHECK_SECONDS = 0.5
 
 
 @pytest.fixture
-async def client(app_db: Path, tmp_path: Path) -> AsyncIterator[QuartClient]:
-    settings = Settings(
-        app_db=app_db,
-        messaging_db=tmp_path / "messaging.db",
-        session_secrets=(SECRET,),
-        session_check_seconds=CHECK_SECONDS,
+async def client(settings: Settings) -> AsyncIterator[QuartClient]:
+    # Heartbeats far apart: a stream that must stay silent for a second would hear them.
+    settings = dataclasses.replace(
+        settings, session_check_seconds=CHECK_SECONDS, heartbeat_seconds=15.0
     )
     async with create_app(settings).test_app() as test_app:
         yield test_app.test_client()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 from quart.testing import QuartClient
@@ -12,20 +12,15 @@ from quart.testing import QuartClient
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.services import Services
-from tests.support.members import ALICE, BOB, SECRET, as_member
+from tests.support.members import ALICE, BOB, as_member
 from tests.support.sse import open_stream
 
 CAP = 3
 
 
 @pytest.fixture
-async def capped(app_db: Path, tmp_path: Path) -> AsyncIterator[tuple[QuartClient, Services]]:
-    settings = Settings(
-        session_secrets=(SECRET,),
-        app_db=app_db,
-        messaging_db=tmp_path / "messaging.db",
-        streams_per_member=CAP,
-    )
+async def capped(settings: Settings) -> AsyncIterator[tuple[QuartClient, Services]]:
+    settings = dataclasses.replace(settings, streams_per_member=CAP)
     async with create_app(settings).test_app() as test_app:
         yield test_app.test_client(), test_app.app.extensions["whiteballoon"]
 

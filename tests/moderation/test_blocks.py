@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from gateway.config import Settings
 from tests.support.members import ALICE, BOB, CAROL, GRACE
 from tests.support.moderation import Harness, harness
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with harness(tmp_path) as h:
+async def gw(settings: Settings) -> AsyncIterator[Harness]:
+    async with harness(settings) as h:
         yield h
 
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from gateway.config import Database, Settings
 from tests.support.members import ADMIN, ALICE, BOB, MOD
 from tests.support.moderation import Harness, harness
+from tests.support.stores import direct
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with harness(tmp_path) as h:
+async def gw(settings: Settings) -> AsyncIterator[Harness]:
+    async with harness(settings) as h:
         yield h
 
 
@@ -57,14 +57,13 @@ async def test_only_admins_read_the_log(gw: Harness, user_id: int) -> None:
     assert body["error"]["code"] == "forbidden"
 
 
-async def test_the_logs_refuse_updates_and_deletes(gw: Harness, tmp_path: Path) -> None:
+async def test_the_logs_refuse_updates_and_deletes(gw: Harness, messaging_db: Database) -> None:
     cid = await gw.conversation(ALICE, BOB)
     await gw.json(await gw.report(cid, BOB, None), 201)
     export = await gw.export(MOD, member_id=ALICE, reason="check", scope="metadata")
     await export.get_data()
 
-    conn = sqlite3.connect(tmp_path / "messaging.db")
-    try:
+    with direct(messaging_db) as (conn, refused):
         for statement in (
             "UPDATE compliance_log SET actor_id = 99",
             "DELETE FROM compliance_log",
@@ -72,11 +71,9 @@ async def test_the_logs_refuse_updates_and_deletes(gw: Harness, tmp_path: Path) 
             "UPDATE audit_log SET sha256 = 'forged'",
             "UPDATE audit_log SET details = '{}' WHERE action = 'export'",
         ):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            with pytest.raises(refused, match="append-only"):
                 conn.execute(statement)
         kinds = [row[0] for row in conn.execute("SELECT kind FROM compliance_log ORDER BY id")]
-    finally:
-        conn.close()
     assert kinds == ["conversation_created", "report_filed", "export"]
 
 

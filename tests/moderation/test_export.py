@@ -8,11 +8,11 @@ import hashlib
 import io
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.config import Settings
 from tests.support.members import ADMIN, ALICE, BOB, CAROL, MOD, NOT_MOD
 from tests.support.moderation import Harness, harness
 
@@ -20,8 +20,8 @@ TRICKY = 'a "quoted", comma\nnew line and ünïcödé ✓'
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with harness(tmp_path) as h:
+async def gw(settings: Settings) -> AsyncIterator[Harness]:
+    async with harness(settings) as h:
         yield h
 
 

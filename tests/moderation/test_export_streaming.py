@@ -7,10 +7,10 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from gateway.config import Settings
 from gateway.messaging.models import Member
 from gateway.moderation import export
 from gateway.store import moderation
@@ -22,11 +22,11 @@ ADMIN_MEMBER = Member(ADMIN, "hank", is_admin=True)
 
 
 @pytest.fixture
-async def gw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+async def gw(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     # Tiny pages and a flush after each, so a short history spans many reads and chunks.
     monkeypatch.setattr(export, "PAGE_ROWS", 3)
     monkeypatch.setattr(export, "FLUSH_CHARS", 1)
-    async with harness(tmp_path) as h:
+    async with harness(settings) as h:
         yield h
 
 

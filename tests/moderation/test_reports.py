@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.config import Settings
 from tests.support.members import ADMIN, ALICE, BOB, CAROL, DAVE, MOD, MOD_YES, NOT_MOD
 from tests.support.moderation import Harness, harness
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with harness(tmp_path) as h:
+async def gw(settings: Settings) -> AsyncIterator[Harness]:
+    async with harness(settings) as h:
         yield h
 
 

@@ -35,7 +35,7 @@ def insert_conversation(conn: sqlite3.Connection, low: int) -> int:
 
 def count_transactions(store: MessagingStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """A one-item list counting the writer's transactions (it takes its lock once for each)."""
-    lock = store._writer._lock
+    lock = store._writer._engine._lock  # type: ignore[attr-defined]
     real_acquire = lock.acquire
     taken = [0]
 
@@ -208,7 +208,7 @@ async def test_the_writer_survives_a_batch_that_fails_outside_any_transaction(
 ) -> None:
     store = await open_store(tmp_path / "m.db")
     try:
-        lock = store._writer._lock
+        lock = store._writer._engine._lock  # type: ignore[attr-defined]
         real_acquire = lock.acquire
 
         def broken_once() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 from quart.testing import QuartClient
@@ -17,8 +16,7 @@ from gateway.app import create_app
 from gateway.auth import sign_session
 from gateway.config import Settings
 from gateway.services import Services
-from gateway.store.stand_in import create_directory
-from tests.support.members import COOKIE, MEMBERS, SECRET
+from tests.support.members import COOKIE, SECRET
 
 
 class Harness:
@@ -75,12 +73,8 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    app_db = tmp_path / "app.db"
-    await create_directory(app_db, MEMBERS)
-    settings = Settings(
-        session_secrets=(SECRET,), app_db=app_db, messaging_db=tmp_path / "messaging.db"
-    )
+async def harness(settings: Settings) -> AsyncIterator[Harness]:
+    """The app on conftest's `settings` (its directory, secret and database)."""
     app = create_app(settings)
     async with app.test_app() as test_app:
         services = cast(Services, test_app.app.extensions["whiteballoon"])

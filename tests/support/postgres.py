@@ -1,0 +1,149 @@
+"""A throwaway PostgreSQL server for the tests: Debian's `postgresql` binaries, `initdb` in a
+temporary folder (as the `postgres` system user when the tests run as root, since PostgreSQL
+refuses to run as root), listening only on a Unix socket in that folder, stopped and deleted
+at the end.
+
+`PostgresCluster.database()` creates an empty database and returns its URL, as an operator
+would give it in `WB_MESSAGING_DB` or `WB_APP_DB`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gateway.config import PostgresUrl
+
+START_SECONDS = 60
+
+
+def binaries() -> Path | None:
+    """The folder of the newest installed PostgreSQL server, if any."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def require_binaries() -> Path:
+    """The server binaries, or a skip (a failure in CI, which installs them)."""
+    folder = binaries()
+    if folder is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+class PostgresCluster:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable=False` turns fsync off: a cluster that lives for one test run need not
+        survive a power cut, and the gateway's own durability is tested by killing it."""
+        self._bin = require_binaries()
+        self._durable = durable
+        self._as: list[str] = []
+        self._owner: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+            self._owner = (user.pw_uid, user.pw_gid)
+        self.root = Path(tempfile.mkdtemp(prefix="wb-postgres-"))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._names = itertools.count(1)
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root
+
+    def url(self, database: str = "postgres", user: str = "postgres") -> PostgresUrl:
+        return PostgresUrl(f"postgresql://{user}@/{database}?host={self.socket_dir}")
+
+    def start(self) -> PostgresCluster:
+        if self._owner is not None:
+            os.chown(self.root, *self._owner)
+        data = self.root / "data"
+        subprocess.run(
+            [
+                *(*self._as, str(self._bin / "initdb"), "-D", str(data), "-U", "postgres"),
+                *("--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        settings = [
+            "listen_addresses=",
+            f"unix_socket_directories={self.socket_dir}",
+            "max_connections=300",
+            f"fsync={'on' if self._durable else 'off'}",
+        ]
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 (the server holds it)
+        self._process = subprocess.Popen(
+            [
+                *(*self._as, str(self._bin / "postgres"), "-D", str(data)),
+                *(arg for setting in settings for arg in ("-c", setting)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL did not start:\n{self.log()}")
+            try:
+                psycopg.connect(self.url().url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url().url, autocommit=True)
+
+    def database(self, prefix: str = "wb") -> PostgresUrl:
+        """A new, empty database."""
+        name = f"{prefix}_{os.getpid()}_{next(self._names)}"
+        with self.admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop(self, url: PostgresUrl) -> None:
+        name = psycopg.conninfo.conninfo_to_dict(url.url)["dbname"]
+        with self.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def log(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.root / "server.log").read_text(errors="replace")[-4000:]
+        return ""
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # fast shutdown: end sessions, stop
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
