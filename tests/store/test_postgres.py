@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import permutations
 from pathlib import Path
 
@@ -20,9 +20,8 @@ from gateway.messaging.models import Origin
 from gateway.store import Directory, MessagingStore, messaging
 from gateway.store.postgres import Listener
 from gateway.store.schema import POSTGRES_BASE_VERSION, POSTGRES_MIGRATIONS
-from gateway.store.stand_in import DirectoryEntry
 from tests.support.members import MEMBERS
-from tests.support.postgres import PostgresCluster
+from tests.support.postgres import PostgresCluster, whiteballoon_on_postgres
 
 NOW = "2026-12-01T00:00:00.000Z"
 
@@ -178,63 +177,12 @@ async def test_the_writer_reconnects_after_losing_its_connection(
     assert isinstance(outcomes[-1], list)
 
 
-# The main app's database on PostgreSQL: WhiteBalloon's tables as SQLModel creates them there.
-WHITEBALLOON_TABLES = """
-CREATE TABLE users (id SERIAL PRIMARY KEY, username VARCHAR UNIQUE, is_admin BOOLEAN NOT NULL,
-    contact_email VARCHAR, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
-    sync_scope VARCHAR NOT NULL);
-CREATE TABLE user_attributes (id SERIAL PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users,
-    key VARCHAR NOT NULL, value VARCHAR, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
-    updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, created_by_user_id INTEGER,
-    updated_by_user_id INTEGER, UNIQUE (user_id, key));
-CREATE TABLE sessions (id VARCHAR PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users,
-    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
-    expires_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
-    last_seen_at TIMESTAMP WITHOUT TIME ZONE, auth_request_id VARCHAR,
-    is_fully_authenticated BOOLEAN NOT NULL);
--- What the README asks of the gateway's role: SELECT on these three tables, nothing more.
-CREATE ROLE gateway_reader LOGIN;
-GRANT SELECT ON users, user_attributes, sessions TO gateway_reader;
-"""
-
-
-def whiteballoon_on_postgres(
-    cluster: PostgresCluster, members: tuple[DirectoryEntry, ...]
-) -> Iterator[PostgresUrl]:
-    url = cluster.database("whiteballoon")
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with psycopg.connect(url.url, autocommit=True) as conn:
-        conn.execute("DROP ROLE IF EXISTS gateway_reader")
-        conn.execute(WHITEBALLOON_TABLES)
-        for m in members:
-            conn.execute(
-                "INSERT INTO users (id, username, is_admin, created_at, sync_scope) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (m.user_id, m.username, m.is_admin, now, m.sync_scope),
-            )
-            attributes = list(m.attributes)
-            if m.invited_by is not None:
-                attributes.append(("invited_by_user_id", str(m.invited_by)))
-            for key, value in attributes:
-                conn.execute(
-                    "INSERT INTO user_attributes (user_id, key, value, created_at, updated_at) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (m.user_id, key, value, now, now),
-                )
-        conn.execute(
-            "INSERT INTO sessions VALUES ('live', 1, %s, %s, NULL, NULL, true), "
-            "('pending', 2, %s, %s, NULL, NULL, false)",
-            (now, now + timedelta(days=14), now, now + timedelta(days=14)),
-        )
-    yield PostgresUrl(url.url.replace("postgresql://postgres@", "postgresql://gateway_reader@"))
-    with psycopg.connect(cluster.url().url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{psycopg.conninfo.conninfo_to_dict(url.url)["dbname"]}"')
-        conn.execute("DROP ROLE gateway_reader")
-
-
 @pytest.fixture
 def app_db_on_postgres(postgres_cluster: PostgresCluster) -> Iterator[PostgresUrl]:
-    yield from whiteballoon_on_postgres(postgres_cluster, MEMBERS)
+    with whiteballoon_on_postgres(postgres_cluster, MEMBERS) as app_db:
+        app_db.sign_in(1, "live")
+        app_db.sign_in(2, "pending", approved=False)
+        yield app_db.reader
 
 
 async def test_the_directory_on_postgres_answers_as_on_sqlite(

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -85,20 +86,24 @@ def render(
     *,
     listen_port: int,
     whiteballoon_port: int,
-    gateway_port: int,
+    gateway_port: int | Sequence[int],
     pass_host: bool = True,
     root_path: bool = False,
     source: Path = SHIPPED_CONF,
 ) -> str:
     """The shipped server block with real ports.
 
-    pass_host=False drops `proxy_set_header Host` from the gateway's locations (the mistake
+    Several gateway ports make the upstream list several gateway hosts (on one PostgreSQL
+    database), as the shipped file's comment describes. pass_host=False drops
+    `proxy_set_header Host` from the gateway's locations (the mistake
     the file warns about); root_path=True is the file's WB_ROOT_PATH=/messages variant, which
     passes the path to the gateway unchanged.
     """
     text = source.read_text()
     text = _replace_once(text, _WHITEBALLOON_SERVER, f"server 127.0.0.1:{whiteballoon_port};")
-    text = _replace_once(text, _GATEWAY_SERVER, f"server 127.0.0.1:{gateway_port};")
+    ports = [gateway_port] if isinstance(gateway_port, int) else list(gateway_port)
+    servers = "\n    ".join(f"server 127.0.0.1:{port};" for port in ports)
+    text = _replace_once(text, _GATEWAY_SERVER, servers)
     text = _replace_once(text, _LISTEN, f"listen 127.0.0.1:{listen_port};")
     text = _replace_once(text, _LISTEN_V6, "")
     if root_path:
@@ -145,7 +150,7 @@ class Nginx:
         directory: Path,
         *,
         whiteballoon_port: int,
-        gateway_port: int,
+        gateway_port: int | Sequence[int],
         pass_host: bool = True,
         root_path: bool = False,
         port: int | None = None,

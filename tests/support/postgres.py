@@ -4,7 +4,9 @@ refuses to run as root), listening only on a Unix socket in that folder, stopped
 at the end.
 
 `PostgresCluster.database()` creates an empty database and returns its URL, as an operator
-would give it in `WB_MESSAGING_DB` or `WB_APP_DB`.
+would give it in `WB_MESSAGING_DB` or `WB_APP_DB`. `whiteballoon_on_postgres` makes the main
+app's database there, as WhiteBalloon's SQLModel tables are on PostgreSQL, with a read-only
+role for the gateway.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from gateway.config import PostgresUrl
+from gateway.store.stand_in import SESSION_DAYS, DirectoryEntry
 
 START_SECONDS = 60
 
@@ -147,3 +154,74 @@ class PostgresCluster:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# WhiteBalloon's tables as SQLModel creates them on PostgreSQL (real booleans and timestamps,
+# unlike SQLite), and the role the README asks operators to give the gateway: SELECT on the
+# three tables it reads, nothing more.
+WHITEBALLOON_TABLES = """
+CREATE TABLE users (id SERIAL PRIMARY KEY, username VARCHAR UNIQUE, is_admin BOOLEAN NOT NULL,
+    contact_email VARCHAR, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    sync_scope VARCHAR NOT NULL);
+CREATE TABLE user_attributes (id SERIAL PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users,
+    key VARCHAR NOT NULL, value VARCHAR, created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    updated_at TIMESTAMP WITHOUT TIME ZONE NOT NULL, created_by_user_id INTEGER,
+    updated_by_user_id INTEGER, UNIQUE (user_id, key));
+CREATE TABLE sessions (id VARCHAR PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users,
+    created_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    expires_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+    last_seen_at TIMESTAMP WITHOUT TIME ZONE, auth_request_id VARCHAR,
+    is_fully_authenticated BOOLEAN NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class WhiteBalloonDatabase:
+    owner: PostgresUrl  # what WhiteBalloon itself connects as
+    reader: PostgresUrl  # what the gateway is given in WB_APP_DB
+
+    def sign_in(self, user_id: int, session_id: str | None = None, *, approved: bool = True) -> str:
+        """A sign-in as WhiteBalloon records it; the value of the `wb_session_id` cookie."""
+        session_id = session_id or uuid.uuid4().hex
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with psycopg.connect(self.owner.url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO sessions VALUES (%s, %s, %s, %s, NULL, NULL, %s)",
+                (session_id, user_id, now, now + timedelta(days=SESSION_DAYS), approved),
+            )
+        return session_id
+
+
+@contextlib.contextmanager
+def whiteballoon_on_postgres(
+    cluster: PostgresCluster, members: Iterable[DirectoryEntry]
+) -> Iterator[WhiteBalloonDatabase]:
+    owner = cluster.database("whiteballoon")
+    name = psycopg.conninfo.conninfo_to_dict(owner.url)["dbname"]
+    role = f"{name}_gateway"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with psycopg.connect(owner.url, autocommit=True) as conn:
+        conn.execute(WHITEBALLOON_TABLES)
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT SELECT ON users, user_attributes, sessions TO "{role}"')
+        for m in members:
+            conn.execute(
+                "INSERT INTO users (id, username, is_admin, created_at, sync_scope) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (m.user_id, m.username, m.is_admin, now, m.sync_scope),
+            )
+            attributes = list(m.attributes)
+            if m.invited_by is not None:
+                attributes.append(("invited_by_user_id", str(m.invited_by)))
+            for key, value in attributes:
+                conn.execute(
+                    "INSERT INTO user_attributes (user_id, key, value, created_at, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (m.user_id, key, value, now, now),
+                )
+    try:
+        yield WhiteBalloonDatabase(owner, cluster.url(name, user=role))
+    finally:
+        cluster.drop(owner)
+        with cluster.admin() as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
