@@ -24,7 +24,11 @@ from httpx_sse import aconnect_sse
 from tests.support.localserver import LocalGateway
 from tests.support.members import ALICE, BOB, MEMBERS
 from tests.support.nginx import Nginx, free_port
-from tests.support.postgres import PostgresCluster, whiteballoon_on_postgres
+from tests.support.postgres import (
+    PostgresCluster,
+    WhiteBalloonDatabase,
+    whiteballoon_on_postgres,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,22 +41,24 @@ class Site:
     proxy: Nginx
     cookies: dict[int, dict[str, str]]  # member -> headers with their wb_session_id cookie
     messaging_db: str
+    app_db: WhiteBalloonDatabase
 
     def base(self, host: int | None) -> str:
         """A host's own address, or (None) the public one through nginx."""
         return self.proxy.url("/messages") if host is None else self.hosts[host].base_url
 
 
-@pytest.fixture
-def site(tmp_path: Path, postgres_cluster: PostgresCluster) -> Iterator[Site]:
-    messaging = postgres_cluster.database("messaging")
-    with whiteballoon_on_postgres(postgres_cluster, MEMBERS) as app_db:
+@contextlib.contextmanager
+def two_hosts(tmp_path: Path, cluster: PostgresCluster, **settings: str) -> Iterator[Site]:
+    messaging = cluster.database("messaging")
+    with whiteballoon_on_postgres(cluster, MEMBERS) as app_db:
         cookies = {m: {"Cookie": f"wb_session_id={app_db.sign_in(m)}"} for m in (ALICE, BOB)}
         env = {
             "WB_MESSAGING_DB": messaging.url,
             "WB_APP_DB": app_db.reader.url,
             "WB_RATE_SENDS": "off",
             "WB_HEARTBEAT_SECONDS": "1",
+            **settings,
         }
         hosts = [
             LocalGateway(tmp_path / name, workers=2, env=env, session_secret=None)
@@ -67,7 +73,13 @@ def site(tmp_path: Path, postgres_cluster: PostgresCluster) -> Iterator[Site]:
                 gateway_port=[host.port for host in hosts],
             )
             stack.enter_context(proxy)
-            yield Site(hosts, proxy, cookies, messaging.url)
+            yield Site(hosts, proxy, cookies, messaging.url, app_db)
+
+
+@pytest.fixture
+def site(tmp_path: Path, postgres_cluster: PostgresCluster) -> Iterator[Site]:
+    with two_hosts(tmp_path, postgres_cluster) as running:
+        yield running
 
 
 @dataclass
@@ -217,3 +229,27 @@ async def test_kill_9_of_a_host_under_load_its_clients_resume_on_the_other(site:
     assert on_a.reconnects >= 1, "host A's stream should have been cut"
     for tab in (on_a, on_b):
         assert [body for _, body in tab.received] == stored, "gap or repeat"
+
+
+async def test_rate_limits_and_sign_outs_hold_across_hosts(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    settings = {"WB_RATE_SENDS": "6/1h", "WB_SESSION_CHECK_SECONDS": "1"}
+    with two_hosts(tmp_path, postgres_cluster, **settings) as running:
+        async with httpx.AsyncClient(timeout=10) as client:
+            conversation = await start_conversation(running, client)
+            statuses = [
+                await send(running, client, n % 2, conversation, f"r{n}") for n in range(10)
+            ]
+            # One bucket for the member, whichever host serves each send.
+            assert statuses == [201] * 6 + [429] * 4
+
+            tabs = [Reader(running, ALICE, 0), Reader(running, ALICE, 1)]
+            async with reading(client, tabs):
+                await wait_until(lambda: all(tab.cursor is not None for tab in tabs), 10)
+                with psycopg.connect(running.app_db.owner.url, autocommit=True) as conn:
+                    conn.execute("DELETE FROM sessions WHERE user_id = %s", (ALICE,))  # logout
+                # Both hosts end alice's streams; her tabs' reconnects are refused.
+                await wait_until(lambda: all(tab.reconnects >= 2 for tab in tabs), 10)
+            me = await client.get(running.base(1) + "/api/me", headers=running.cookies[ALICE])
+            assert me.status_code == 401

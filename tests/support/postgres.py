@@ -18,6 +18,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +34,25 @@ from gateway.config import PostgresUrl
 from gateway.store.stand_in import SESSION_DAYS, DirectoryEntry
 
 START_SECONDS = 60
+_WATCHER = """
+import os, shutil, signal, sys, time
+parent, server, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+while alive(parent) and alive(server):
+    time.sleep(1)
+if alive(server):
+    os.killpg(server, signal.SIGINT)
+    for _ in range(300):
+        if not alive(server):
+            break
+        time.sleep(0.1)
+shutil.rmtree(root, ignore_errors=True)
+"""
 
 
 def binaries() -> Path | None:
@@ -107,8 +127,20 @@ class PostgresCluster:
             start_new_session=True,
         )
         log.close()
+        self._watch(self._process.pid)
         self._wait_ready()
         return self
+
+    def _watch(self, server: int) -> None:
+        """Stop the server and delete its folder should this process die without `stop`
+        (a test run killed by a timeout): the server runs in a session of its own."""
+        subprocess.Popen(
+            [sys.executable, "-c", _WATCHER, str(os.getpid()), str(server), str(self.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_SECONDS
