@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings
+from gateway.config import PostgresUrl, Settings
 from gateway.exceptions import ConfigError
 
 
@@ -50,13 +50,13 @@ def test_reads_and_types_every_variable(tmp_path: Path) -> None:
         ({"WB_SQLITE_SYNCHRONOUS": "OFF"}, "WB_SQLITE_SYNCHRONOUS"),
         ({"WB_ALLOWED_ORIGINS": "app.example.org"}, "WB_ALLOWED_ORIGINS"),
         ({"WB_AUTH_CACHE_SECONDS": "60"}, "WB_AUTH_CACHE_SECONDS"),
-        ({"WB_MESSAGING_DB": "postgresql://wb@db/messaging"}, "WB_MESSAGING_DB"),
-        ({"WB_MESSAGING_DB": "postgresql+psycopg://wb@db/messaging"}, "WB_MESSAGING_DB"),
+        ({"WB_MESSAGING_DB": "postgresql://wb@db"}, "WB_MESSAGING_DB"),  # which database?
+        ({"WB_MESSAGING_DB": "postgresql://wb@db/x?nosuchoption=1"}, "WB_MESSAGING_DB"),
         ({"WB_MESSAGING_DB": "mysql://wb@db/messaging"}, "WB_MESSAGING_DB"),
         ({"WB_MESSAGING_DB": "sqlite://"}, "WB_MESSAGING_DB"),
         ({"WB_MESSAGING_DB": "sqlite:///:memory:"}, "WB_MESSAGING_DB"),
         ({"WB_MESSAGING_DB": ""}, "WB_MESSAGING_DB"),
-        ({"WB_APP_DB": "postgresql://wb@db/whiteballoon"}, "WB_APP_DB"),
+        ({"WB_APP_DB": "redis://db/0"}, "WB_APP_DB"),
     ],
 )
 def test_bad_values_are_refused_by_name(environ: dict[str, str], mentions: str) -> None:
@@ -85,9 +85,31 @@ def test_a_database_url_of_another_kind_creates_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="'postgresql' database"):
-        Settings.from_env({"WB_MESSAGING_DB": "postgresql://wb@db/messaging"})
+    with pytest.raises(ConfigError, match="'mysql' database"):
+        Settings.from_env({"WB_MESSAGING_DB": "mysql://wb@db/messaging"})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://wb:s3cret@db.internal:5433/messaging",
+        "postgres://wb:s3cret@db.internal:5433/messaging",
+        "postgresql+psycopg://wb:s3cret@db.internal:5433/messaging",  # WhiteBalloon's form
+        "postgresql+asyncpg://wb:s3cret@db.internal:5433/messaging",
+    ],
+)
+def test_postgresql_urls_in_whiteballoons_forms_are_taken(tmp_path: Path, url: str) -> None:
+    """The driver part is ignored; the password never shows in what is printed or logged."""
+    app_db = tmp_path / "app.db"
+    app_db.touch()
+    settings = Settings.from_env({"WB_MESSAGING_DB": url, "WB_APP_DB": url})
+    expected = "postgresql://wb:s3cret@db.internal:5433/messaging"
+    assert settings.messaging_db == PostgresUrl(expected)
+    assert settings.app_db == PostgresUrl(expected)
+    assert "s3cret" not in str(settings.messaging_db)
+    assert "s3cret" not in repr(settings)
+    assert settings.data_dir == Path("data")
 
 
 def test_a_real_directory_needs_no_secret(tmp_path: Path) -> None:

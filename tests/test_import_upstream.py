@@ -15,9 +15,13 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
-from gateway.config import Settings
+from gateway.config import Database, Settings
 from gateway.import_upstream import Refused, UnusableUpstream, import_upstream
+from gateway.store.copy import TABLES
 from tests.support.members import ALICE, BOB, CAROL, DAVE, HANK, as_member
+from tests.support.stores import direct, store_kind
+
+__all__ = ["store_kind"]  # these tests run on SQLite and on PostgreSQL alike
 
 # WhiteBalloon's messaging tables exactly as its `init_messaging_db()` creates them
 # (sqlmodel 0.0.16 / SQLAlchemy 2.0 `create_all` on SQLite; see notes/upstream.md).
@@ -130,10 +134,17 @@ def sample(path: Path) -> Upstream:
     return up
 
 
-def dump(path: Path) -> list[str]:
+def dump(db: Database) -> list[str]:
     """Everything in a database, to compare before and after a refused import."""
-    with sqlite3.connect(path) as conn:
-        return list(conn.iterdump())
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as conn:
+            return list(conn.iterdump())
+    with direct(db) as (conn, _):
+        return [
+            f"{table}: {row}"
+            for table, key in TABLES
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY {key}")
+        ]
 
 
 async def inbox(client: QuartClient, cookie: str) -> list[dict[str, Any]]:
@@ -471,7 +482,7 @@ async def test_command_takes_whiteballoons_database_url(tmp_path: Path) -> None:
     assert "messages:       7 imported" in out
     code, out, err = await run(tmp_path, "postgresql://wb@db/messages", WB_MESSAGING_DB=str(target))
     assert code == 2
-    assert "'postgresql' database" in err
+    assert "names a PostgreSQL database; this must be a SQLite file" in err
 
 
 async def test_command_on_a_bad_file_creates_no_messaging_db(tmp_path: Path) -> None:
