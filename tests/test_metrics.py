@@ -6,12 +6,12 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway import metrics
+from gateway.config import Settings
 from gateway.live.events import PendingEvent
 from gateway.store import messaging
 from tests.support.members import ADMIN, ALICE, BOB, CAROL, MOD
@@ -21,8 +21,8 @@ SAMPLE = re.compile(r"^(wb_[a-z_]+)(\{[^}]*\})? (\S+)$")
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with harness(tmp_path) as h:
+async def gw(settings: Settings) -> AsyncIterator[Harness]:
+    async with harness(settings) as h:
         yield h
 
 

@@ -46,8 +46,8 @@ export class LiveFeed {
   /**
    * handlers: onEvent(type, data, id), onReset(), onStatus(state), onUnauthenticated(error),
    *   onSignedOut() (the stream said the session ended; falls back to onUnauthenticated)
-   * options: overrides of DEFAULTS (see app.js: the page's ?live= parameter or
-   *   window.WB_LIVE_OPTIONS, read once at start-up, so tests can shorten every wait).
+   * options: overrides of DEFAULTS (see app.js: window.WB_LIVE_OPTIONS, read once at
+   *   start-up, so tests can shorten every wait).
    */
   constructor(handlers, options = {}) {
     this.handlers = handlers;

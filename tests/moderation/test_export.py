@@ -7,7 +7,9 @@ import csv
 import hashlib
 import io
 import json
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +308,18 @@ async def test_an_export_for_an_id_nobody_ever_had_is_404(gw: Harness) -> None:
     assert (await gw.json(response, 404))["error"]["code"] == "member_not_found"
     audit = await gw.json(await gw.get("/api/moderation/audit", ADMIN), 200)
     assert audit["entries"] == []  # nothing exported, nothing audited
+
+
+async def test_a_member_who_left_the_main_app_stays_exportable(gw: Harness, app_db: Path) -> None:
+    """Departed members are gone from app.db but not from their conversations: a moderator
+    can still export what they wrote (a report may come after they left)."""
+    with_carol = await gw.conversation(BOB, CAROL)
+    await gw.send(with_carol, BOB, "something to look at later")
+    with sqlite3.connect(app_db) as db:  # bob leaves WhiteBalloon
+        db.execute("DELETE FROM user_attributes WHERE user_id = ?", (BOB,))
+        db.execute("DELETE FROM sessions WHERE user_id = ?", (BOB,))
+        db.execute("DELETE FROM users WHERE id = ?", (BOB,))
+    response, data = await download(gw, ADMIN, member_id=BOB, scope="full")
+    assert response.status_code == 200
+    bodies = [row.get("body") for row in ndjson(data) if row.get("type") == "message"]
+    assert bodies == ["something to look at later"]
