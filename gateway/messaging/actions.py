@@ -20,6 +20,7 @@ from gateway.exceptions import (
     MessageNotFound,
     NotVisible,
 )
+from gateway.limits import MAX_BODY_CHARS
 from gateway.live.events import Event, PendingEvent
 from gateway.messaging import queries
 from gateway.messaging.models import Conversation, ConversationView, Member, Message, Origin
@@ -29,8 +30,6 @@ from gateway.store import messaging, moderation
 from gateway.store import rate_limits as buckets
 from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
-
-MAX_BODY_CHARS = 4000
 
 
 @dataclass(frozen=True, slots=True)
