@@ -67,7 +67,10 @@ from gateway.exceptions import ConfigError, Unavailable
 from gateway.live.events import PendingEvent
 from gateway.messaging.actions import ReadState
 from gateway.messaging.models import ConversationView, Member, Message, Origin
-from gateway.store import Directory, MessagingStore, imports, messaging, moderation
+from gateway.store import Directory, MessagingStore
+from gateway.store import imports as imports_store
+from gateway.store import messaging as messaging_store
+from gateway.store import moderation as moderation_store
 from gateway.store.rows import TxConnection
 from gateway.timestamps import format_utc, utc_now
 
@@ -161,7 +164,7 @@ def _member_id(value: object, where: str) -> int:
     raise UnusableUpstream(f"{where} has an unreadable member id {value!r}")
 
 
-def _pair(thread: imports.UpstreamThread, participants: list[int]) -> tuple[int, int]:
+def _pair(thread: imports_store.UpstreamThread, participants: list[int]) -> tuple[int, int]:
     key = thread.direct_key
     if isinstance(key, str):
         low, sep, high = key.partition(":")
@@ -180,7 +183,7 @@ def _pair(thread: imports.UpstreamThread, participants: list[int]) -> tuple[int,
     )
 
 
-def threads_of(upstream: imports.Upstream) -> list[Thread]:
+def threads_of(upstream: imports_store.Upstream) -> list[Thread]:
     """The upstream rows as threads the gateway can store; UnusableUpstream otherwise."""
     participants: dict[int, list[tuple[int, object]]] = {}
     for p in upstream.participants:
@@ -243,25 +246,25 @@ async def read_threads(path: Path) -> list[Thread]:
     )
     _require_file(path, hint)
     try:
-        conn = await imports.open_upstream(path)
+        conn = await imports_store.open_upstream(path)
     except sqlite3.Error as error:
         raise UnusableUpstream(f"{path} could not be opened: {error}. {hint}") from None
     try:
         try:
-            missing = await imports.missing_upstream_columns(conn)
+            missing = await imports_store.missing_upstream_columns(conn)
         except sqlite3.DatabaseError as error:
             raise UnusableUpstream(f"{path} is not an SQLite database ({error}). {hint}") from None
         if missing:
             what = "; ".join(
                 f"table {table}"
-                if len(columns) == len(imports.UPSTREAM_COLUMNS[table])
+                if len(columns) == len(imports_store.UPSTREAM_COLUMNS[table])
                 else f"{table}.{', '.join(columns)}"
                 for table, columns in missing.items()
             )
             raise UnusableUpstream(
                 f"{path} is not WhiteBalloon's messages.db: it lacks {what}. {hint}"
             )
-        upstream = await imports.read_upstream(conn)
+        upstream = await imports_store.read_upstream(conn)
     finally:
         await conn.close()
     return threads_of(upstream)
@@ -301,7 +304,7 @@ def _problem(
     thread: Thread,
     new: list[ThreadMessage],
     imported_before: bool,
-    history: imports.History | None,
+    history: imports_store.History | None,
     names: dict[int, Member] | None,
 ) -> str | None:
     if history is None or history.messages == 0:
@@ -341,15 +344,15 @@ def _events(
     names: dict[int, Member] | None,
 ) -> list[PendingEvent]:
     """What open clients hear: a new conversation, or history appended to one they have."""
-    conversation = messaging.get_conversation_tx(conn, conversation_id)
+    conversation = messaging_store.get_conversation_tx(conn, conversation_id)
     assert conversation is not None
     pending = []
     if created:
         for viewer in conversation.member_ids:
-            unread, last_read, last_id = messaging.conversation_state_tx(
+            unread, last_read, last_id = messaging_store.conversation_state_tx(
                 conn, conversation_id, viewer
             )
-            last = messaging.get_message_tx(conn, last_id) if last_id else None
+            last = messaging_store.get_message_tx(conn, last_id) if last_id else None
             peer = _member(names, conversation.peer_of(viewer))
             view = ConversationView(conversation, peer, last, unread, last_read)
             pending.append(PendingEvent(viewer, "conversation", view.to_json()))
@@ -358,7 +361,7 @@ def _events(
         data = message.to_json()
         pending.extend(PendingEvent(user, "message", data) for user in conversation.member_ids)
     for reader in moved:
-        unread, last_read, _ = messaging.conversation_state_tx(conn, conversation_id, reader)
+        unread, last_read, _ = messaging_store.conversation_state_tx(conn, conversation_id, reader)
         state = ReadState(conversation_id, last_read, unread)
         pending.append(PendingEvent(reader, "read", state.to_json()))
     return pending
@@ -374,8 +377,8 @@ def _import(
     summary = Summary()
     problems: list[str] = []
     pending: list[PendingEvent] = []
-    done = imports.imported_threads(conn)
-    known = imports.imported_messages(conn)
+    done = imports_store.imported_threads(conn)
+    known = imports_store.imported_messages(conn)
     for thread in threads:
         if thread.id in skip:
             summary.left_out.append(thread.id)
@@ -383,10 +386,12 @@ def _import(
         new = [m for m in thread.messages if m.id not in known]
         conversation_id = done.get(thread.id)
         if conversation_id is not None:
-            conversation = messaging.get_conversation_tx(conn, conversation_id)
+            conversation = messaging_store.get_conversation_tx(conn, conversation_id)
         else:
-            conversation = messaging.conversation_between_tx(conn, *thread.pair)
-        history = imports.conversation_history(conn, conversation.id) if conversation else None
+            conversation = messaging_store.conversation_between_tx(conn, *thread.pair)
+        history = (
+            imports_store.conversation_history(conn, conversation.id) if conversation else None
+        )
         problem = _problem(thread, new, conversation_id is not None, history, names)
         if problem is not None:
             problems.append(problem)
@@ -396,14 +401,14 @@ def _import(
         created = False
         if conversation is None:
             origin = Origin("imported", f"thread:{thread.id}")
-            conversation, created = messaging.insert_conversation(
+            conversation, created = messaging_store.insert_conversation(
                 conn,
                 thread.created_by,
                 thread.peer_of_creator,
                 origin,
                 format_utc(thread.created_at),
             )
-            moderation.append_compliance(
+            moderation_store.append_compliance(
                 conn,
                 "conversation_created",
                 now,
@@ -413,15 +418,17 @@ def _import(
                 details={"origin": origin.to_json()},
             )
         if conversation_id is None:
-            imports.record_imported_thread(conn, thread.id, conversation.id, now)
+            imports_store.record_imported_thread(conn, thread.id, conversation.id, now)
             summary.threads_imported += 1
         elif new:
             summary.threads_appended += 1
         else:
             summary.threads_already += 1
 
-        rows = [imports.ImportedMessage(m.id, m.sender_id, m.body, format_utc(m.at)) for m in new]
-        ids = imports.insert_imported_messages(conn, conversation.id, thread.id, rows, now)
+        rows = [
+            imports_store.ImportedMessage(m.id, m.sender_id, m.body, format_utc(m.at)) for m in new
+        ]
+        ids = imports_store.insert_imported_messages(conn, conversation.id, thread.id, rows, now)
         known.update(zip((m.id for m in new), ids, strict=True))
         summary.messages_imported += len(new)
         summary.messages_already += len(thread.messages) - len(new)
@@ -429,7 +436,9 @@ def _import(
         moved = []
         for reader, read_at in sorted(thread.last_read.items()):
             read = [known[m.id] for m in thread.messages if m.at <= read_at and m.id in known]
-            if read and messaging.advance_read_pointer(conn, conversation.id, reader, max(read)):
+            if read and messaging_store.advance_read_pointer(
+                conn, conversation.id, reader, max(read)
+            ):
                 moved.append(reader)
         summary.read_positions += len(moved)
 
@@ -441,7 +450,7 @@ def _import(
     if problems:
         raise Refused(problems)
     for start in range(0, len(pending), _EVENT_CHUNK):
-        messaging.insert_events(conn, pending[start : start + _EVENT_CHUNK], now)
+        messaging_store.insert_events(conn, pending[start : start + _EVENT_CHUNK], now)
     return summary
 
 

@@ -16,7 +16,7 @@ from gateway.moderation.roles import require_admin
 from gateway.rate_limits import RATE_ACTIONS
 from gateway.services import Services
 from gateway.store import metrics as metrics_store
-from gateway.store import moderation
+from gateway.store import moderation as moderation_store
 from gateway.timestamps import Window, parse_utc
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -45,7 +45,7 @@ async def delivery_lag_seconds(s: Services) -> float:
 async def prometheus_text(s: Services) -> str:
     async with s.store.reading() as conn:
         stored = await metrics_store.messages_total(conn)
-        open_reports = await moderation.open_report_count(conn)
+        open_reports = await moderation_store.open_report_count(conn)
     lag = await delivery_lag_seconds(s)
     worker = f'worker="{os.getpid()}"'
     samples: list[tuple[str, str, str, str, float | int]] = [

@@ -16,7 +16,7 @@ from gateway.auth import Credential
 from gateway.live.broadcaster import SubscriptionClosed
 from gateway.live.events import Event, closed_frame
 from gateway.services import Services
-from gateway.store import messaging
+from gateway.store import messaging as messaging_store
 
 REPLAY_PAGE = 500
 POLL_PAGE = 200
@@ -32,7 +32,7 @@ class Cursor:
 async def resolve_cursor(s: Services, raw: str | None) -> Cursor:
     """Where to continue from; a cursor this database cannot continue gets a reset."""
     async with s.store.reading() as conn:
-        oldest, newest = await messaging.event_id_bounds(conn)
+        oldest, newest = await messaging_store.event_id_bounds(conn)
     if raw is None or raw == "":
         return Cursor(newest)
     try:
@@ -77,7 +77,7 @@ async def stream(
         last = cursor.position
         while True:
             async with s.store.reading() as conn:
-                replay = await messaging.events_of_member(conn, user_id, last, REPLAY_PAGE)
+                replay = await messaging_store.events_of_member(conn, user_id, last, REPLAY_PAGE)
             if replay:
                 last = replay[-1].id
                 yield b"".join(event.sse_frame() for event in replay)
@@ -131,4 +131,4 @@ async def poll(
 
 async def _page(s: Services, user_id: int, after: int) -> list[Event]:
     async with s.store.reading() as conn:
-        return await messaging.events_of_member(conn, user_id, after, POLL_PAGE)
+        return await messaging_store.events_of_member(conn, user_id, after, POLL_PAGE)

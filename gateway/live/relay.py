@@ -14,7 +14,8 @@ import contextlib
 import logging
 
 from gateway.live.broadcaster import Broadcaster
-from gateway.store import MessagingStore, messaging
+from gateway.store import MessagingStore
+from gateway.store import messaging as messaging_store
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Relay:
 
     async def start(self) -> None:
         async with self._store.reading() as conn:
-            _, newest = await messaging.event_id_bounds(conn)
+            _, newest = await messaging_store.event_id_bounds(conn)
         # Streams replay older events from the log themselves; live delivery starts here.
         self._broadcaster.last_published = newest
         self._task = asyncio.create_task(self._run(), name="event-relay")
@@ -65,7 +66,7 @@ class Relay:
     async def catch_up(self) -> None:
         while True:
             async with self._store.reading() as conn:
-                events = await messaging.events_of_everyone(
+                events = await messaging_store.events_of_everyone(
                     conn, self._broadcaster.last_published, BATCH
                 )
             self._broadcaster.publish_from_log(events)

@@ -7,7 +7,8 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from gateway.store import MessagingStore, messaging
+from gateway.store import MessagingStore
+from gateway.store import messaging as messaging_store
 from gateway.timestamps import format_utc
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class EventRetention:
         while True:
             # Small batches keep each write short, so sends never queue behind pruning.
             deleted = await self._store.write(
-                lambda conn: messaging.prune_events(conn, cutoff, BATCH)
+                lambda conn: messaging_store.prune_events(conn, cutoff, BATCH)
             )
             total += deleted
             if deleted < BATCH:

@@ -3,7 +3,7 @@
 Each action checks what the member may do, writes one transaction through the store's
 writer (a synchronous function, run on the writer's thread), and publishes the events that
 transaction wrote only after it committed. The other writers of messaging.db are the
-moderation actions (`moderation`, `review`, `export`), which publish nothing.
+moderation actions (`safety`, `review`, `export`), which publish nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from gateway.messaging import queries
 from gateway.messaging.models import Conversation, ConversationView, Member, Message, Origin
 from gateway.rate_limits import Decision
 from gateway.services import Services
-from gateway.store import messaging, moderation
+from gateway.store import messaging as messaging_store
+from gateway.store import moderation as moderation_store
 from gateway.store import rate_limits as buckets
 from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
@@ -76,7 +77,7 @@ async def _require_messageable(
 def _refuse_if_blocked(conn: TxConnection, a: int, b: int) -> None:
     # Checked inside the write transaction, so a block committed a moment earlier holds.
     # Visibility is checked first, so a member who cannot see the other learns nothing.
-    if moderation.blocked_between(conn, a, b):
+    if moderation_store.blocked_between(conn, a, b):
         raise Blocked()
 
 
@@ -93,15 +94,15 @@ async def start_conversation(
         # Only a first contact is counted: opening the pair's conversation again is free.
         decision = buckets.decide(conn, limit, me.user_id, "conversations", clock)
         if decision is not None and not decision.allowed:
-            existing = messaging.conversation_between_tx(conn, me.user_id, peer_id)
+            existing = messaging_store.conversation_between_tx(conn, me.user_id, peer_id)
             return decision if existing is None else (existing, [])
-        conversation, created = messaging.insert_conversation(
+        conversation, created = messaging_store.insert_conversation(
             conn, me.user_id, peer_id, origin, now
         )
         if not created:
             return conversation, []
         buckets.charge(conn, me.user_id, "conversations", decision)
-        moderation.append_compliance(
+        moderation_store.append_compliance(
             conn,
             "conversation_created",
             now,
@@ -117,7 +118,7 @@ async def start_conversation(
                 (peer, ConversationView(conversation, me, None, 0, 0)),
             )
         ]
-        return conversation, messaging.insert_events(conn, pending, now)
+        return conversation, messaging_store.insert_events(conn, pending, now)
 
     result = await s.store.write(tx)
     if isinstance(result, Decision):
@@ -151,20 +152,24 @@ async def send_message(
         if decision is not None and not decision.allowed:
             # Refused, so nothing is written; but a retry of a stored message is answered as
             # always, neither counted nor refused, so retrying stays safe.
-            stored = client_id and messaging.message_by_client_id_tx(conn, me.user_id, client_id)
+            stored = client_id and messaging_store.message_by_client_id_tx(
+                conn, me.user_id, client_id
+            )
             return (stored, []) if stored else decision
-        message = messaging.insert_message(
+        message = messaging_store.insert_message(
             conn, conversation_id, me.user_id, peer_id, body, client_id, now
         )
         if message is None:  # a retry, or a block
-            earlier = client_id and messaging.message_by_client_id_tx(conn, me.user_id, client_id)
+            earlier = client_id and messaging_store.message_by_client_id_tx(
+                conn, me.user_id, client_id
+            )
             if not earlier:
                 raise Blocked()
             return earlier, []
         buckets.charge(conn, me.user_id, "sends", decision)
         data = message.to_json()
         pending = [PendingEvent(user, "message", data) for user in (me.user_id, peer_id)]
-        return message, messaging.insert_events(conn, pending, now)
+        return message, messaging_store.insert_events(conn, pending, now)
 
     result = await s.store.write(tx)
     if isinstance(result, Decision):
@@ -181,7 +186,7 @@ async def _stored_earlier(s: Services, me: Member, client_id: str | None) -> Mes
     if client_id is None:
         return None
     async with s.store.reading() as conn:
-        return await messaging.message_by_client_id(conn, me.user_id, client_id)
+        return await messaging_store.message_by_client_id(conn, me.user_id, client_id)
 
 
 def _same_conversation(message: Message, conversation_id: int) -> Message:
@@ -194,20 +199,22 @@ async def mark_read(s: Services, me: Member, conversation_id: int, message_id: i
     """Move the member's read pointer forward to `message_id`; never backwards."""
     await queries.participant_conversation(s, me, conversation_id)
     async with s.store.reading() as conn:
-        message = await messaging.get_message(conn, message_id)
+        message = await messaging_store.get_message(conn, message_id)
     if message is None or message.conversation_id != conversation_id:
         raise MessageNotFound()
     now = utc_now()
 
     def tx(conn: TxConnection) -> tuple[ReadState, list[Event]]:
-        moved = messaging.advance_read_pointer(conn, conversation_id, me.user_id, message_id)
-        unread, last_read, _ = messaging.conversation_state_tx(conn, conversation_id, me.user_id)
+        moved = messaging_store.advance_read_pointer(conn, conversation_id, me.user_id, message_id)
+        unread, last_read, _ = messaging_store.conversation_state_tx(
+            conn, conversation_id, me.user_id
+        )
         state = ReadState(conversation_id, last_read, unread)
         if not moved:
             return state, []
         # Only the reader's own devices hear of it; read receipts are not shared with the peer.
         pending = [PendingEvent(me.user_id, "read", state.to_json())]
-        return state, messaging.insert_events(conn, pending, now)
+        return state, messaging_store.insert_events(conn, pending, now)
 
     state, events = await s.store.write(tx)
     s.broadcaster.publish(events)

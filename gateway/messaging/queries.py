@@ -9,7 +9,7 @@ from gateway.exceptions import ConversationNotFound, MemberNotFound
 from gateway.limits import MEMBER_SEARCH_LIMIT
 from gateway.messaging.models import Conversation, ConversationView, Member, Message
 from gateway.services import Services
-from gateway.store import messaging
+from gateway.store import messaging as messaging_store
 
 
 async def members(s: Services, me: Member, query: str) -> list[Member]:
@@ -59,13 +59,13 @@ async def reachability(s: Services, me: Member, username: str) -> Reachability:
 
 async def unread_total(s: Services, me: Member) -> int:
     async with s.store.reading() as conn:
-        return await messaging.unread_total(conn, me.user_id)
+        return await messaging_store.unread_total(conn, me.user_id)
 
 
 async def participant_conversation(s: Services, me: Member, conversation_id: int) -> Conversation:
     """The conversation if `me` takes part in it; otherwise it does not exist for them."""
     async with s.store.reading() as conn:
-        conversation = await messaging.get_conversation(conn, conversation_id)
+        conversation = await messaging_store.get_conversation(conn, conversation_id)
     if conversation is None or not conversation.has_member(me.user_id):
         raise ConversationNotFound()
     return conversation
@@ -89,8 +89,8 @@ async def peer_in_conversation(s: Services, me: Member, conversation_id: int) ->
 
 async def inbox(s: Services, me: Member) -> list[ConversationView]:
     async with s.store.reading() as conn:
-        rows = await messaging.inbox(conn, me.user_id)
-        last_messages = await messaging.messages_by_id(
+        rows = await messaging_store.inbox(conn, me.user_id)
+        last_messages = await messaging_store.messages_by_id(
             conn, [last_id for *_, last_id in rows if last_id is not None]
         )
     peers = await s.directory.members_by_id(c.peer_of(me.user_id) for c, *_ in rows)
@@ -110,10 +110,10 @@ async def conversation_view(
     s: Services, me: Member, conversation: Conversation, peer: Member | None = None
 ) -> ConversationView:
     async with s.store.reading() as conn:
-        unread, last_read, last_id = await messaging.conversation_state(
+        unread, last_read, last_id = await messaging_store.conversation_state(
             conn, conversation.id, me.user_id
         )
-        last_message = await messaging.get_message(conn, last_id) if last_id else None
+        last_message = await messaging_store.get_message(conn, last_id) if last_id else None
     if peer is None:
         peer_id = conversation.peer_of(me.user_id)
         peer = _peer(await s.directory.members_by_id([peer_id]), peer_id)
@@ -131,14 +131,14 @@ async def messages_page(
 ) -> tuple[list[Message], bool]:
     await participant_conversation(s, me, conversation_id)
     async with s.store.reading() as conn:
-        return await messaging.page_of_messages(
+        return await messaging_store.page_of_messages(
             conn, conversation_id, before=before, after=after, limit=limit
         )
 
 
 async def newest_event_id(s: Services) -> int:
     async with s.store.reading() as conn:
-        _, newest = await messaging.event_id_bounds(conn)
+        _, newest = await messaging_store.event_id_bounds(conn)
     return newest
 
 

@@ -29,7 +29,7 @@ from gateway.moderation.export_formats import (
 from gateway.moderation.models import Role
 from gateway.moderation.roles import require_moderator
 from gateway.services import Services
-from gateway.store import moderation
+from gateway.store import moderation as moderation_store
 from gateway.store.exports import (
     Snapshot,
     has_history,
@@ -161,7 +161,7 @@ class Export:
         now = utc_now()
 
         def tx(conn: TxConnection) -> None:
-            moderation.complete_audit(conn, self.audit_id, outcome, rows, sha256, now)
+            moderation_store.complete_audit(conn, self.audit_id, outcome, rows, sha256, now)
 
         await self.s.store.write(tx)
 
@@ -234,8 +234,8 @@ async def begin_export(s: Services, me: Member, request: ExportRequest) -> Expor
     }
 
     def tx(conn: TxConnection) -> int:
-        entry = moderation.append_audit(conn, me.user_id, "export", member_id, facts, now)
-        moderation.append_compliance(
+        entry = moderation_store.append_audit(conn, me.user_id, "export", member_id, facts, now)
+        moderation_store.append_compliance(
             conn,
             "export",
             now,

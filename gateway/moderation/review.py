@@ -19,7 +19,7 @@ from gateway.messaging.models import Member, Message
 from gateway.moderation.models import AuditEntry, ComplianceEntry, Report, ReportStatus
 from gateway.moderation.roles import require_admin, require_moderator
 from gateway.services import Services
-from gateway.store import moderation
+from gateway.store import moderation as moderation_store
 from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
 
@@ -47,8 +47,8 @@ async def reports_queue(
 ) -> list[ReportView]:
     await require_moderator(s, me)
     async with s.store.reading() as conn:
-        reports = await moderation.reports_page(conn, status, last_seen, limit)
-        contexts = [await moderation.report_context(conn, r) for r in reports]
+        reports = await moderation_store.reports_page(conn, status, last_seen, limit)
+        contexts = [await moderation_store.report_context(conn, r) for r in reports]
     people = await s.directory.members_by_id(
         user for r in reports for user in (r.reporter_id, r.reported_id)
     )
@@ -67,7 +67,7 @@ async def reports_queue(
         details = {"status": status, "report_ids": [v.report.id for v in views]}
 
         def tx(conn: TxConnection) -> None:
-            moderation.append_audit(conn, me.user_id, "reports_viewed", None, details, now)
+            moderation_store.append_audit(conn, me.user_id, "reports_viewed", None, details, now)
 
         await s.store.write(tx)
     return views
@@ -78,12 +78,12 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
     now = utc_now()
 
     def tx(conn: TxConnection) -> Report:
-        report = moderation.get_report(conn, report_id)
+        report = moderation_store.get_report(conn, report_id)
         if report is None:
             raise ReportNotFound()
-        if not moderation.resolve_report(conn, report_id, me.user_id, resolution, now):
+        if not moderation_store.resolve_report(conn, report_id, me.user_id, resolution, now):
             raise ReportAlreadyResolved()
-        moderation.append_compliance(
+        moderation_store.append_compliance(
             conn,
             "report_resolved",
             now,
@@ -94,10 +94,10 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
             details={"resolution": resolution},
         )
         details = {"report_id": report_id, "resolution": resolution}
-        moderation.append_audit(
+        moderation_store.append_audit(
             conn, me.user_id, "report_resolved", report.reported_id, details, now
         )
-        resolved = moderation.get_report(conn, report_id)
+        resolved = moderation_store.get_report(conn, report_id)
         assert resolved is not None
         return resolved
 
@@ -107,7 +107,7 @@ async def resolve(s: Services, me: Member, report_id: int, resolution: str) -> R
 async def audit_log(s: Services, me: Member, before: int | None, limit: int) -> list[AuditEntry]:
     await require_admin(s, me)
     async with s.store.reading() as conn:
-        return await moderation.audit_entries(conn, before, limit)
+        return await moderation_store.audit_entries(conn, before, limit)
 
 
 async def compliance_log(
@@ -115,14 +115,14 @@ async def compliance_log(
 ) -> list[ComplianceEntry]:
     await require_admin(s, me)
     async with s.store.reading() as conn:
-        return await moderation.compliance_entries(conn, before, limit)
+        return await moderation_store.compliance_entries(conn, before, limit)
 
 
 async def export_entry(s: Services, me: Member, audit_id: int) -> AuditEntry:
     """An export's audit entry: its author may check the file's hash, and admins any."""
     await require_moderator(s, me)
     async with s.store.reading() as conn:
-        entry = await moderation.get_audit(conn, audit_id)
+        entry = await moderation_store.get_audit(conn, audit_id)
     if (
         entry is None
         or entry.action != "export"
@@ -156,7 +156,7 @@ class QueueSummary:
 async def queue_summary(s: Services, me: Member) -> QueueSummary:
     await require_moderator(s, me)
     async with s.store.reading() as conn:
-        return QueueSummary(*await moderation.open_reports_summary(conn))
+        return QueueSummary(*await moderation_store.open_reports_summary(conn))
 
 
 async def find_member(s: Services, me: Member, username: str) -> Member:

@@ -20,7 +20,8 @@ from gateway.messaging.models import Member, Origin
 from gateway.moderation.models import Block, Report, ReportCategory
 from gateway.rate_limits import Decision
 from gateway.services import Services
-from gateway.store import messaging, moderation
+from gateway.store import messaging as messaging_store
+from gateway.store import moderation as moderation_store
 from gateway.store import rate_limits as buckets
 from gateway.store.rows import TxConnection
 from gateway.timestamps import utc_now
@@ -40,7 +41,7 @@ async def file_report(
     conversation = await queries.participant_conversation(s, me, conversation_id)
     if message_id is not None:
         async with s.store.reading() as conn:
-            message = await messaging.get_message(conn, message_id)
+            message = await messaging_store.get_message(conn, message_id)
         if message is None or message.conversation_id != conversation_id:
             raise MessageNotFound()
         if message.sender_id == me.user_id:
@@ -51,14 +52,14 @@ async def file_report(
 
     def tx(conn: TxConnection) -> tuple[Report, bool] | Decision:
         # A double click or a retry must not put the same complaint in the queue twice.
-        earlier = moderation.open_report_like(conn, me.user_id, conversation_id, message_id)
+        earlier = moderation_store.open_report_like(conn, me.user_id, conversation_id, message_id)
         if earlier is not None:
             return earlier, False  # not counted: nothing new reaches the queue
         decision = buckets.decide(conn, limit, me.user_id, "reports", clock)
         if decision is not None and not decision.allowed:
             return decision
         buckets.charge(conn, me.user_id, "reports", decision)
-        report = moderation.insert_report(
+        report = moderation_store.insert_report(
             conn,
             conversation_id=conversation_id,
             message_id=message_id,
@@ -68,7 +69,7 @@ async def file_report(
             note=note,
             now=now,
         )
-        moderation.append_compliance(
+        moderation_store.append_compliance(
             conn,
             "report_filed",
             now,
@@ -98,7 +99,7 @@ async def _known_to(s: Services, me: Member, member_id: int) -> Member:
         if found.mutual:
             return member
         async with s.store.reading() as conn:
-            if await messaging.conversation_between(conn, me.user_id, member_id) is not None:
+            if await messaging_store.conversation_between(conn, me.user_id, member_id) is not None:
                 return member
     raise MemberNotFound()
 
@@ -116,10 +117,10 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
         if decision is not None and not decision.allowed:
             # A repeat (the block exists) changes nothing, so it is answered, not refused.
             return False if _has_blocked(conn, me, member_id) else decision
-        created = moderation.insert_block(conn, me.user_id, member_id, now)
+        created = moderation_store.insert_block(conn, me.user_id, member_id, now)
         if created:
             buckets.charge(conn, me.user_id, "blocks", decision)
-            moderation.append_compliance(
+            moderation_store.append_compliance(
                 conn, "block", now, actor_id=me.user_id, subject_id=member_id
             )
         return created
@@ -128,7 +129,7 @@ async def block(s: Services, me: Member, member_id: int) -> tuple[Block, Member,
     if isinstance(created, Decision):
         raise s.rate_limiter.refusal(me.user_id, "blocks", created.retry_after)
     async with s.store.reading() as conn:
-        mine = {b.blocked_id: b for b in await moderation.blocks_by(conn, me.user_id)}
+        mine = {b.blocked_id: b for b in await moderation_store.blocks_by(conn, me.user_id)}
     return mine.get(member_id, Block(me.user_id, member_id, now)), blocked, created
 
 
@@ -142,10 +143,10 @@ async def unblock(s: Services, me: Member, member_id: int) -> bool:
         if decision is not None and not decision.allowed:
             # Lifting a block that is not there changes nothing: answered, not refused.
             return decision if _has_blocked(conn, me, member_id) else False
-        removed = moderation.delete_block(conn, me.user_id, member_id)
+        removed = moderation_store.delete_block(conn, me.user_id, member_id)
         if removed:
             buckets.charge(conn, me.user_id, "blocks", decision)
-            moderation.append_compliance(
+            moderation_store.append_compliance(
                 conn, "unblock", now, actor_id=me.user_id, subject_id=member_id
             )
         return removed
@@ -157,13 +158,13 @@ async def unblock(s: Services, me: Member, member_id: int) -> bool:
 
 
 def _has_blocked(conn: TxConnection, me: Member, member_id: int) -> bool:
-    return any(b.blocked_id == member_id for b in moderation.blocks_by_tx(conn, me.user_id))
+    return any(b.blocked_id == member_id for b in moderation_store.blocks_by_tx(conn, me.user_id))
 
 
 async def blocks(s: Services, me: Member) -> list[tuple[Block, Member]]:
     """Whom the member blocked; never who blocked them."""
     async with s.store.reading() as conn:
-        mine = await moderation.blocks_by(conn, me.user_id)
+        mine = await moderation_store.blocks_by(conn, me.user_id)
     known = await s.directory.members_by_id(b.blocked_id for b in mine)
     return [(b, known.get(b.blocked_id) or Member.former(b.blocked_id)) for b in mine]
 
@@ -181,7 +182,9 @@ async def record_intent(s: Services, me: Member, peer_id: int, origin: Origin) -
         if decision is not None and not decision.allowed:
             return decision
         buckets.charge(conn, me.user_id, "intents", decision)
-        return moderation.insert_intent(conn, me.user_id, peer_id, origin.type, origin.ref, now)
+        return moderation_store.insert_intent(
+            conn, me.user_id, peer_id, origin.type, origin.ref, now
+        )
 
     result = await s.store.write(tx)
     if isinstance(result, Decision):
