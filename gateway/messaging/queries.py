@@ -9,6 +9,7 @@ from gateway.exceptions import ConversationNotFound, MemberNotFound
 from gateway.limits import MEMBER_SEARCH_LIMIT
 from gateway.messaging.models import Conversation, ConversationView, Member, Message
 from gateway.services import Services
+from gateway.store import imports as imports_store
 from gateway.store import messaging as messaging_store
 
 
@@ -140,6 +141,15 @@ async def newest_event_id(s: Services) -> int:
     async with s.store.reading() as conn:
         _, newest = await messaging_store.event_id_bounds(conn)
     return newest
+
+
+async def conversation_of_upstream_thread(s: Services, upstream_thread_id: int) -> int | None:
+    """The conversation an upstream WhiteBalloon thread was imported into, or None.
+
+    Who may open it is not checked here: the page asks for the conversation itself.
+    """
+    async with s.store.reading() as conn:
+        return await imports_store.conversation_of_upstream_thread(conn, upstream_thread_id)
 
 
 def _peer(known: dict[int, Member], user_id: int) -> Member:

@@ -16,9 +16,8 @@ from werkzeug.wrappers.response import Response
 
 from gateway.exceptions import GatewayError, MemberNotFound
 from gateway.limits import MAX_ORIGIN_REF_CHARS
-from gateway.messaging import actions
+from gateway.messaging import actions, queries
 from gateway.messaging.models import Origin
-from gateway.store import imports
 from gateway.views.request import current_member, services
 
 blueprint = Blueprint("legacy", __name__)
@@ -72,8 +71,7 @@ async def with_member(username: str) -> Response:
 
 @blueprint.get("/<id:thread_id>")
 async def thread(thread_id: int) -> Response:
-    async with services().store.reading() as conn:
-        conversation_id = await imports.conversation_of_upstream_thread(conn, thread_id)
+    conversation_id = await queries.conversation_of_upstream_thread(services(), thread_id)
     if conversation_id is None:
         return _see_other("./")
     return _see_other(f"./#/c/{quote(str(conversation_id))}")
