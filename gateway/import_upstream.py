@@ -57,7 +57,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -71,7 +71,7 @@ from gateway.store import Directory, MessagingStore
 from gateway.store import imports as imports_store
 from gateway.store import messaging as messaging_store
 from gateway.store import moderation as moderation_store
-from gateway.store.rows import TxConnection
+from gateway.store.rows import TxConnection, parse_sqlalchemy_time
 from gateway.timestamps import format_utc, utc_now
 
 EXIT_REFUSED = 1
@@ -147,15 +147,10 @@ class Summary:
 
 
 def _time(value: object, where: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            # WhiteBalloon writes naive UTC; an offset, if any, is honoured rather than dropped.
-            return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
-    raise UnusableUpstream(f"{where} has an unreadable time {value!r}")
+    parsed = parse_sqlalchemy_time(value)
+    if parsed is None:
+        raise UnusableUpstream(f"{where} has an unreadable time {value!r}")
+    return parsed
 
 
 def _member_id(value: object, where: str) -> int:

@@ -14,14 +14,14 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.config import Database, PostgresUrl
 from gateway.messaging.models import Member
 from gateway.store.connections import ReadPool
-from gateway.store.rows import Row, fetch_all
+from gateway.store.rows import Row, fetch_all, parse_sqlalchemy_time
 
 
 def _sees(viewer: str, member: str) -> str:
@@ -39,19 +39,6 @@ _MEMBER_COLUMNS = "id, username, is_admin IS TRUE AS is_admin"
 
 def _member(row: Row) -> Member:
     return Member(user_id=row["id"], username=row["username"], is_admin=bool(row["is_admin"]))
-
-
-def _parse_sqlalchemy_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):  # PostgreSQL's timestamp columns
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # The main app writes naive UTC; an offset, if any, is honoured rather than dropped.
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +197,7 @@ class Directory:
                 found[row["id"]] = AppSession(
                     id=str(row["id"]),
                     user_id=row["user_id"],
-                    expires_at=_parse_sqlalchemy_time(row["expires_at"]),
+                    expires_at=parse_sqlalchemy_time(row["expires_at"]),
                     fully_authenticated=row["is_fully_authenticated"] in (1, True),
                 )
         return found

@@ -15,6 +15,7 @@ with `is_postgres(conn)`. Inserted ids are read with `RETURNING id`, never `last
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from gateway.messaging.models import Conversation, Message, Origin, OriginType
@@ -125,3 +126,20 @@ def message_from_row(row: Row) -> Message:
         created_at=row["created_at"],
         client_id=row["client_id"],
     )
+
+
+def parse_sqlalchemy_time(value: Any) -> datetime | None:
+    """A time as WhiteBalloon's SQLAlchemy models store it, as naive UTC; None if unreadable.
+
+    SQLite holds it as text ("2024-05-01 12:00:00.000000"), PostgreSQL as a timestamp. The
+    main app writes naive UTC; an offset, if any, is honoured rather than dropped.
+    """
+    if isinstance(value, datetime):  # PostgreSQL's timestamp columns
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
