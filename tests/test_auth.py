@@ -17,6 +17,7 @@ from gateway import mint
 from gateway.app import create_app
 from gateway.auth import read_session, sign_session
 from gateway.config import Settings
+from gateway.store.stand_in import sqlalchemy_time
 from tests.support.members import ALICE, BOB, COOKIE, SECRET, as_member, starlette_cookie
 
 
@@ -95,7 +96,7 @@ def add_session(app_db: Path, session_id: str, user_id: int, expires: datetime, 
         db.execute(
             "INSERT INTO sessions (id, user_id, created_at, expires_at, is_fully_authenticated) "
             "VALUES (?, ?, datetime('now'), ?, ?)",
-            (session_id, user_id, expires.strftime("%Y-%m-%d %H:%M:%S.%f"), full),
+            (session_id, user_id, sqlalchemy_time(expires), full),
         )
 
 

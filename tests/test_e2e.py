@@ -15,6 +15,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from gateway.store.stand_in import sqlalchemy_time
 from tests.support.localserver import LocalGateway
 from tests.support.members import ALICE, BOB, COOKIE, SECRET, starlette_cookie
 
@@ -231,7 +232,7 @@ async def test_concurrent_starts_on_two_workers_make_one_conversation(
 
 
 async def test_a_revoked_main_app_session_is_refused(tmp_path: Path, app_db: Path) -> None:
-    expires = (datetime.utcnow() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    expires = sqlalchemy_time(datetime.utcnow() + timedelta(days=1))
     with sqlite3.connect(app_db) as db:
         db.execute(
             "INSERT INTO sessions (id, user_id, created_at, expires_at, is_fully_authenticated) "

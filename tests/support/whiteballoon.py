@@ -48,6 +48,9 @@ from starlette.routing import Route
 SESSION_COOKIE = "wb_session_id"
 SESSION_EXPIRY_MINUTES = 20160  # the real default: 14 days
 AUTH_REQUEST_MINUTES = 15
+# Written here rather than taken from the gateway's stand_in, so the gateway is read against
+# an independent copy of the real app's format.
+DB_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 # The DDL SQLModel's create_all emits for the real models (app/models.py) on SQLite: same
 # tables, columns, types, nullability, keys and indexes (no SQL defaults anywhere).
@@ -121,11 +124,11 @@ def utcnow() -> datetime:
 
 def db_time(value: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME text: microseconds always six digits, no offset."""
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.strftime(DB_TIME_FORMAT)
 
 
 def parse_db_time(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f")
+    return datetime.strptime(value, DB_TIME_FORMAT)
 
 
 class AppDatabase:
