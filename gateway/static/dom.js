@@ -101,7 +101,7 @@ export function toast(text, ms = 6000) {
   toastTimer = setTimeout(() => { box.hidden = true; }, ms);
 }
 
-/** Code-point length, as the server counts the 4000-character limit. */
+/** Code-point length, as the server counts characters against its limits (gateway/limits.py). */
 export function charLength(text) {
   let n = 0;
   for (const _ of text) n += 1;
