@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.demo import DEMO_MEMBERS
 from tests.support.localserver import LocalGateway
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-DEMO = {"alice": 1, "bob": 2, "carol": 3, "dave": 4, "erin": 5, "frank": 6}
+# The demo directory the gateway seeds in demo mode: username -> user id.
+DEMO = {member.username: member.user_id for member in DEMO_MEMBERS}
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
