@@ -39,6 +39,7 @@ import psycopg
 from psycopg.rows import RowMaker
 
 from gateway.config import PostgresUrl
+from gateway.exceptions import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -123,16 +124,33 @@ class PgTxConnection:
 
 
 class PgReadConnection:
-    """A read pool's connection (autocommit: each statement sees what is committed)."""
+    """A read pool's connection (autocommit: each statement sees what is committed).
+
+    A connection the server dropped (a restart, a failover) is replaced at its next use, and
+    a read it broke is tried once more on the new one: reads change nothing. While the
+    server cannot be reached, a read raises `Unavailable` (503), not an internal error.
+    """
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[PgRow], url: PostgresUrl) -> None:
         self.raw = conn
+        self._url = url
 
     async def execute_fetchall(self, sql: str, parameters: Any = (), /) -> list[PgRow]:
-        cursor = await self.raw.execute(translate(sql), parameters or None)
-        return await cursor.fetchall()
+        query = translate(sql)
+        for attempt in range(2):
+            try:
+                if self.raw.closed or self.raw.broken:
+                    self.raw = await _connect_async(self._url)
+                cursor = await self.raw.execute(query, parameters or None)
+                return await cursor.fetchall()
+            except psycopg.OperationalError as error:
+                if not (self.raw.closed or self.raw.broken):
+                    raise  # the statement's own fault, not the connection's
+                if attempt == 1:
+                    raise Unavailable() from error
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self.raw.close()
@@ -145,14 +163,17 @@ def connect_tx(url: PostgresUrl) -> PgTxConnection:
     return PgTxConnection(conn)
 
 
-async def connect_read(url: PostgresUrl, *, read_only: bool = True) -> PgReadConnection:
+async def connect_read(url: PostgresUrl) -> PgReadConnection:
+    return PgReadConnection(await _connect_async(url), url)
+
+
+async def _connect_async(url: PostgresUrl) -> psycopg.AsyncConnection[PgRow]:
     conn = await psycopg.AsyncConnection.connect(
         url.url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT_SECONDS
     )
-    if read_only:
-        # Like SQLite's query_only: a read connection can never write, even by mistake.
-        await conn.execute("SET default_transaction_read_only = on")
-    return PgReadConnection(conn)
+    # Like SQLite's query_only: a read connection can never write, even by mistake.
+    await conn.execute("SET default_transaction_read_only = on")
+    return conn
 
 
 class PostgresEngine:

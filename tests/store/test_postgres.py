@@ -153,17 +153,32 @@ async def test_every_host_hears_a_commit_and_a_lost_listener_reconnects(
         await listener.close()
 
 
+def terminate_backends(url: PostgresUrl) -> None:
+    """What a server restart does to every connection: end them."""
+    with psycopg.connect(url.url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid != pg_backend_pid() AND backend_type = 'client backend'"
+        )
+
+
+async def test_reads_carry_on_after_the_server_drops_every_connection(
+    hosts: tuple[MessagingStore, MessagingStore], postgres_db: PostgresUrl
+) -> None:
+    first, _ = hosts
+    await first.write(lambda conn: messaging.insert_events(conn, event_for(1), NOW))
+    terminate_backends(postgres_db)
+    for _ in range(4):  # every connection of the pool, each replaced at its next use
+        async with first.reading() as conn:
+            assert (await messaging.event_id_bounds(conn))[1] == 1
+
+
 async def test_the_writer_reconnects_after_losing_its_connection(
     hosts: tuple[MessagingStore, MessagingStore], postgres_db: PostgresUrl
 ) -> None:
     first, _ = hosts
     await first.write(lambda conn: messaging.insert_events(conn, event_for(1), NOW))
-    with psycopg.connect(postgres_db.url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE pid != pg_backend_pid() AND backend_type = 'client backend' "
-            "AND query LIKE '%COMMIT%'"
-        )
+    terminate_backends(postgres_db)
     outcomes = []
     for _ in range(2):  # the first write may find the connection dead; the next is served
         try:
