@@ -57,6 +57,7 @@ def test_reads_and_types_every_variable(tmp_path: Path) -> None:
         ({"WB_MESSAGING_DB": "sqlite:///:memory:"}, "WB_MESSAGING_DB"),
         ({"WB_MESSAGING_DB": ""}, "WB_MESSAGING_DB"),
         ({"WB_APP_DB": "redis://db/0"}, "WB_APP_DB"),
+        ({"WB_SESSION_CHECK_SECONDS": "5"}, "WB_SESSION_CHECK_SECONDS"),
     ],
 )
 def test_bad_values_are_refused_by_name(environ: dict[str, str], mentions: str) -> None:

@@ -504,3 +504,17 @@ async def test_rows_the_gateway_cannot_represent_change_nothing(
     with pytest.raises(UnusableUpstream, match="message 9 of thread 1 was sent by member 3"):
         await import_upstream(settings, up.path)
     assert dump(settings.messaging_db) == before
+
+
+async def test_an_imported_threads_old_link_opens_its_conversation(
+    app: Quart, client: QuartClient, cookies: dict[int, str], settings: Settings, tmp_path: Path
+) -> None:
+    """WhiteBalloon's `/messages/<thread id>` links, in old notifications and bookmarks."""
+    await import_upstream(settings, sample(tmp_path / "messages.db").path)
+    with_bob = (await inbox(client, cookies[ALICE]))[0]
+    assert with_bob["origin"] == {"type": "imported", "ref": "thread:1"}
+    response = await client.get("/1", headers=as_member(cookies[ALICE]))
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"./#/c/{with_bob['id']}"
+    never_imported = await client.get("/999", headers=as_member(cookies[ALICE]))
+    assert never_imported.headers["Location"] == "./"
