@@ -121,14 +121,20 @@ def render(
     return text
 
 
-def main_conf(server_block: Path, prefix: Path) -> str:
-    """A whole nginx.conf around the server block; every path under `prefix`."""
+def main_conf(server_block: Path, prefix: Path, worker_connections: int = 512) -> str:
+    """A whole nginx.conf around the server block; every path under `prefix`.
+    `worker_connections` counts both sides: a proxied stream takes two."""
     # As root (CI containers), workers would run as `nobody` and could not reach the
     # private temporary directory; as anyone else, `user` is ignored with a warning.
     user = "user root root;\n" if os.geteuid() == 0 else ""
+    # Room for the connections plus nginx's own files (logs, temp files).
+    files = ""
+    if worker_connections > 512:
+        files = f"worker_rlimit_nofile {worker_connections + 256};\n"
     return (
         f"{user}worker_processes 1;\n"
-        "events { worker_connections 512; }\n"
+        f"{files}"
+        f"events {{ worker_connections {worker_connections}; }}\n"
         "http {\n"
         f"    access_log {prefix / 'access.log'};\n"
         f"    client_body_temp_path {prefix / 'body'};\n"
@@ -155,6 +161,7 @@ class Nginx:
         root_path: bool = False,
         port: int | None = None,
         start_timeout: float = 10.0,
+        worker_connections: int = 512,
     ) -> None:
         self.executable = require_nginx()
         self.directory = directory
@@ -164,6 +171,7 @@ class Nginx:
         self.root_path = root_path
         self.port = port or free_port()
         self.start_timeout = start_timeout
+        self.worker_connections = worker_connections
         self.error_log = directory / "error.log"
         self.pid_path = directory / "nginx.pid"
         self._process: subprocess.Popen[bytes] | None = None
@@ -192,7 +200,7 @@ class Nginx:
             )
         )
         conf = self.directory / "nginx.conf"
-        conf.write_text(main_conf(server_block, self.directory))
+        conf.write_text(main_conf(server_block, self.directory, self.worker_connections))
         return conf
 
     def command(self, conf: Path, *extra: str) -> list[str]:

@@ -215,13 +215,19 @@ class WhiteBalloonDatabase:
     def sign_in(self, user_id: int, session_id: str | None = None, *, approved: bool = True) -> str:
         """A sign-in as WhiteBalloon records it; the value of the `wb_session_id` cookie."""
         session_id = session_id or uuid.uuid4().hex
-        now = datetime.now(UTC).replace(tzinfo=None)
-        with psycopg.connect(self.owner.url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO sessions VALUES (%s, %s, %s, %s, NULL, NULL, %s)",
-                (session_id, user_id, now, now + timedelta(days=SESSION_DAYS), approved),
-            )
+        self.sign_in_many({user_id: session_id}, approved=approved)
         return session_id
+
+    def sign_in_many(self, sessions: dict[int, str], *, approved: bool = True) -> None:
+        """Member id -> session id, each recorded as `sign_in` does, over one connection (the
+        benchmark signs in thousands)."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        expires = now + timedelta(days=SESSION_DAYS)
+        with psycopg.connect(self.owner.url) as conn, conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO sessions VALUES (%s, %s, %s, %s, NULL, NULL, %s)",
+                [(sid, uid, now, expires, approved) for uid, sid in sessions.items()],
+            )
 
 
 @contextlib.contextmanager
