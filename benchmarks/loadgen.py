@@ -19,7 +19,10 @@ time of the bytes that hold it. One clock, one process. Lost (acknowledged, neve
 and duplicated (received more than once) are exact, by message id. The server's CPU is read
 from /proc/<pid>/stat of the worker processes named in the config (`worker_pids`) at the
 start and end of each phase; the window of a message phase runs from the first send to the
-last delivery (or the drain timeout).
+last delivery (or the drain timeout). A server with a store of its own (PostgreSQL) names
+its main process (`store_pid`): the store's CPU is added to the server's, and reported on
+its own too. A reverse proxy in front (`proxy_pid`, nginx) is measured but not added. RSS is
+the workers' only (see `tree_cpu_seconds`).
 
 The server's API is given by the config, so the same code drives the gateway (cookies,
 `POST /api/conversations/{id}/messages`, `GET /api/stream`) and naive_quart (`POST /send`,
@@ -70,6 +73,27 @@ def server_sample(pids: list[int]) -> tuple[float, int]:
         cpu += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
         rss += int(fields[21]) * PAGE_SIZE
     return cpu, rss
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of a server that runs a process per connection or task (PostgreSQL's
+    postmaster and its backends, nginx's master and workers): the root's own, its children's
+    that have exited (`cutime + cstime`, counted once the root has reaped them) and its live
+    children's. Their RSS is not summed: each process maps the same shared buffers, so a sum
+    would count them once per process, and the streams hold none of its connections."""
+    try:
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile: its time is in the root's cutime once reaped
+        if int(child[1]) == root:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / CLOCK_TICKS
 
 
 def machine_busy_seconds() -> float:
@@ -301,6 +325,8 @@ class LoadGenerator:
         self.host: str = config["host"]
         self.port: int = config["port"]
         self.pids: list[int] = config["worker_pids"]
+        self.store_pid: int | None = config.get("store_pid")
+        self.proxy_pid: int | None = config.get("proxy_pid")
         self.api: str = config["api"]  # "gateway" or "naive"
         self.receivers: list[dict[str, Any]] = config["receivers"]
         self.phase: Phase | None = None
@@ -411,36 +437,46 @@ class LoadGenerator:
 
     def sample(self) -> dict[str, float]:
         cpu, rss = server_sample(self.pids)
+        store = tree_cpu_seconds(self.store_pid) if self.store_pid else 0.0
+        proxy = tree_cpu_seconds(self.proxy_pid) if self.proxy_pid else 0.0
         return {
             "t": time.monotonic(),
-            "server_cpu": cpu,
+            "server_cpu": cpu + store,  # the store's work is the server's: counted
+            "store_cpu": store,
+            "proxy_cpu": proxy,  # measured, not counted
             "server_rss": rss,
             "own_cpu": own_cpu_seconds(),
             "machine_busy": machine_busy_seconds(),
         }
 
-    @staticmethod
-    def usage(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    def usage(self, before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
         wall = after["t"] - before["t"]
         server = after["server_cpu"] - before["server_cpu"]
+        store = after["store_cpu"] - before["store_cpu"]
+        proxy = after["proxy_cpu"] - before["proxy_cpu"]
         own = after["own_cpu"] - before["own_cpu"]
         machine = after["machine_busy"] - before["machine_busy"]
+        other = max(0.0, machine - server - proxy - own)
         return {
             "wall_s": round(wall, 3),
             "server_cpu_s": round(server, 3),
             "server_cores": round(server / wall, 3) if wall else 0.0,
+            "store_cpu_s": round(store, 3) if self.store_pid else None,
+            "proxy_cpu_s": round(proxy, 3) if self.proxy_pid else None,
+            "proxy_cores": (round(proxy / wall, 3) if wall else 0.0) if self.proxy_pid else None,
             "loadgen_cpu_s": round(own, 3),
             "loadgen_cores": round(own / wall, 3) if wall else 0.0,
-            "other_cores": round(max(0.0, machine - server - own) / wall, 3) if wall else 0.0,
+            "other_cores": round(other / wall, 3) if wall else 0.0,
         }
 
     async def quiesce(self, limit: float = 10.0) -> None:
-        """Wait until the server's workers are idle (under 10% of a core), at most `limit` s."""
+        """Wait until the server's workers (and store) are idle (under 10% of a core), at most
+        `limit` s."""
         deadline = time.monotonic() + limit
-        before, _ = server_sample(self.pids)
+        before = self.sample()["server_cpu"]
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            now, _ = server_sample(self.pids)
+            now = self.sample()["server_cpu"]
             if now - before < 0.05:
                 return
             before = now
@@ -609,15 +645,21 @@ class LoadGenerator:
         result = phase.summary()
         delivered = phase.acked_and_delivered
         usage = self.usage(before, after)
+
+        def per_message(seconds: float | None) -> float | None:
+            return (
+                None if seconds is None or not delivered else round(seconds * 1000 / delivered, 3)
+            )
+
         result.update(
             streams=spec["streams"],
             streams_failed=failed,
             streams_ended=self.streams_ended,
             connect_s=round(connect_s, 3),
             acked_and_delivered=delivered,
-            cpu_ms_per_message=(
-                round(usage["server_cpu_s"] * 1000 / delivered, 3) if delivered else None
-            ),
+            cpu_ms_per_message=per_message(usage["server_cpu_s"]),
+            store_cpu_ms_per_message=per_message(usage["store_cpu_s"]),
+            proxy_cpu_ms_per_message=per_message(usage["proxy_cpu_s"]),
             usage=usage,
         )
         return result
