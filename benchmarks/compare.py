@@ -12,6 +12,15 @@ Runs, one after another, each on a fresh server bound to 127.0.0.1 on an ephemer
   baseline       with --baseline REV: that commit's gateway and its own hypercorn.toml, from a
                  temporary `git worktree` (removed afterwards)
 
+and, only when named in --targets (they need Debian's postgresql and nginx):
+
+  postgres-2hosts  two gateway hosts (hypercorn.toml, 1 worker each: the same 2 gateway
+                 processes as `gateway`) on one throwaway PostgreSQL cluster (fsync on) holding
+                 both the messaging database and WhiteBalloon's tables, behind nginx running
+                 deploy/nginx/whiteballoon.conf with both as upstreams; traffic under /messages
+  gateway-nginx  `gateway` (SQLite, one host, 2 workers) behind the same nginx: the control
+                 that tells the proxy's share of postgres-2hosts' figures from the store's
+
 and drives each with the same load generator (`benchmarks/loadgen.py`, one separate process
 per server, raw asyncio sockets) through three phases: K idle streams (memory per stream,
 connect time, heartbeats), bursts (R streams, S senders posting together every 100 ms, M
@@ -22,13 +31,16 @@ benchmarks/results/compare-<timestamp>.json. See benchmarks/README.md.
 The gateway runs with WhiteBalloon's own session cookie (a `sessions` row per member in a
 stand-in app.db), every `WB_RATE_*=off` (as loadtests/run.py does), `synchronous=FULL`
 (the default) and the access log as shipped (on; `--no-access-log` turns it off).
-naive_quart runs with Hypercorn's defaults: no access log.
+naive_quart runs with Hypercorn's defaults: no access log. On PostgreSQL the server's CPU is
+the gateway workers' plus PostgreSQL's (every process of the cluster), also shown on its
+own; nginx's is measured and shown, never added.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -48,6 +60,8 @@ import httpx
 from gateway.store.stand_in import DirectoryEntry, create_directory, create_sessions
 from loadtests.run import BENCHMARK_RATE_LIMITS
 from tests.support.localserver import LocalGateway, stop_session
+from tests.support.nginx import Nginx, find_nginx, free_port
+from tests.support.postgres import PostgresCluster, binaries, whiteballoon_on_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
@@ -55,7 +69,10 @@ NAIVE_DIR = (PROJECT_ROOT / ".." / "shared" / "bench").resolve()
 COOKIE_NAME = "wb_session_id"
 RUNNING_ON = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
 CONVERSATION_CONCURRENCY = 16
-TARGET_NAMES = ("naive", "gateway-1", "gateway", "floor")
+TARGET_NAMES = ("naive", "gateway-1", "gateway", "floor")  # the default run
+# Run only when named: they need PostgreSQL and nginx, and take longer to set up.
+OPTIONAL_TARGETS = ("postgres-2hosts", "gateway-nginx")
+PROXY_PREFIX = "/messages"  # where deploy/nginx/whiteballoon.conf puts the gateway
 
 
 @dataclass
@@ -254,9 +271,12 @@ def loop_pairs(options: Options) -> list[tuple[int, int]]:
     return [(j % c, j % n) for j in range(max(c, n))]
 
 
+def directory(cast: Cast) -> list[DirectoryEntry]:
+    return [DirectoryEntry(i, f"bm-{i:05d}", sync_scope="public") for i in cast.all_ids()]
+
+
 async def build_app_db(path: Path, cast: Cast) -> dict[int, str]:
-    members = [DirectoryEntry(i, f"bm-{i:05d}", sync_scope="public") for i in cast.all_ids()]
-    await create_directory(path, members)
+    await create_directory(path, directory(cast))
     return await create_sessions(path, cast.all_ids())
 
 
@@ -304,8 +324,11 @@ def naive_config(options: Options, cast: Cast) -> dict[str, Any]:
 
 
 def gateway_config(
-    options: Options, cast: Cast, base_url: str, sessions: dict[int, str]
+    options: Options, cast: Cast, base_url: str, sessions: dict[int, str], prefix: str = ""
 ) -> dict[str, Any]:
+    """The loadgen's view of the gateway at `base_url` (which ends with `prefix`, the path
+    a proxy serves it under)."""
+
     def cookie(member: int) -> dict[str, str]:
         return {"Cookie": f"{COOKIE_NAME}={sessions[member]}"}
 
@@ -319,7 +342,7 @@ def gateway_config(
                 "headers": cookie(member(k)),
                 "targets": [
                     {
-                        "path": f"/api/conversations/"
+                        "path": f"{prefix}/api/conversations/"
                         f"{conversations[(member(k), cast.receiver(i))]}/messages",
                         "receiver": i,
                     }
@@ -335,7 +358,7 @@ def gateway_config(
         "api": "gateway",
         "heartbeat_seconds": heartbeat,
         "receivers": [
-            {"path": "/api/stream", "headers": cookie(cast.receiver(i))}
+            {"path": f"{prefix}/api/stream", "headers": cookie(cast.receiver(i))}
             for i in range(cast.receivers)
         ],
         "burst_senders": senders(burst_pairs(options), options.senders, cast.sender),
@@ -451,6 +474,10 @@ def run_target(
             **result,
         }
 
+    if name in OPTIONAL_TARGETS:
+        result = run_proxied(name, options, work, common, app_db, cast, sessions)
+        return {"name": name, "seconds": round(time.monotonic() - started, 1), **result}
+
     env = {"WB_APP_DB": str(app_db), **BENCHMARK_RATE_LIMITS, **options.gateway_env}
     workers: int | None = 1 if name == "gateway-1" else None
     kwargs: dict[str, Any] = {
@@ -494,6 +521,100 @@ def run_target(
     }
 
 
+def run_proxied(
+    name: str,
+    options: Options,
+    work: Path,
+    common: dict[str, Any],
+    app_db: Path,
+    cast: Cast,
+    sessions: dict[int, str],
+) -> dict[str, Any]:
+    """Gateway hosts behind nginx: `postgres-2hosts` (two hosts of one worker on a PostgreSQL
+    cluster holding both databases) or `gateway-nginx` (one SQLite host of two workers).
+
+    Both take the same cast and cookies as the other targets (on PostgreSQL, the same session
+    ids in WhiteBalloon's `sessions` table there). The server's CPU is the gateway workers'
+    and, on PostgreSQL, the cluster's: the shared store's work is the price of several hosts.
+    nginx's CPU is measured and reported, not added, since the other targets have no proxy;
+    `gateway-nginx` shows what the proxy alone changes."""
+    postgres = name == "postgres-2hosts"
+    hosts, workers = (
+        (2, 1) if postgres else (1, configured_workers(PROJECT_ROOT / "hypercorn.toml"))
+    )
+    if find_nginx() is None:
+        raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
+    if postgres and binaries() is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    env: dict[str, str] = {"WB_APP_DB": str(app_db)}
+    store_pid: int | None = None
+    with contextlib.ExitStack() as stack:
+        if postgres:
+            # fsync on, as SQLite's synchronous=FULL: a send is acknowledged once on disk.
+            cluster = PostgresCluster(durable=True)
+            stack.callback(cluster.stop)
+            cluster.start()
+            messaging = cluster.database("messaging")
+            app = stack.enter_context(whiteballoon_on_postgres(cluster, directory(cast)))
+            app.sign_in_many(sessions)
+            env = {"WB_MESSAGING_DB": messaging.url, "WB_APP_DB": app.reader.url}
+            store_pid = cluster.server_pid
+            with cluster.admin() as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+            version = f"PostgreSQL {row[0] if row else '?'}"
+        env.update({**BENCHMARK_RATE_LIMITS, **options.gateway_env})
+        gateways = [
+            LocalGateway(
+                work / f"host-{n}",
+                workers=workers,
+                env=env,
+                start_timeout=60,
+                access_log=options.access_log,
+                session_secret=None,
+            )
+            for n in range(1, hosts + 1)
+        ]
+        pids = []
+        for gateway in gateways:  # one after another: the first runs the migrations
+            stack.enter_context(gateway)
+            assert gateway._process is not None
+            pids += wait_for_workers(gateway._process.pid, workers)
+        proxy = Nginx(
+            work / "nginx",
+            whiteballoon_port=free_port(),  # WhiteBalloon itself is not needed here
+            gateway_port=[gateway.port for gateway in gateways],
+            # Every stream and every sender holds two: the client's and the upstream's.
+            worker_connections=2 * (options.members + options.senders + options.loop_senders)
+            + 1024,
+        )
+        stack.enter_context(proxy)
+        assert proxy._process is not None
+        base_url = proxy.url(PROXY_PREFIX)
+        config = {
+            **gateway_config(options, cast, base_url, sessions, PROXY_PREFIX),
+            **common,
+            "port": proxy.port,
+            "worker_pids": pids,
+            "store_pid": store_pid,
+            "proxy_pid": proxy._process.pid,
+        }
+        result = run_loadgen(config, work, options)
+    store = (
+        f"{version} (fsync on, synchronous_commit on) holding both databases"
+        if postgres
+        else f"SQLite, synchronous={options.gateway_env.get('WB_SQLITE_SYNCHRONOUS', 'FULL')}"
+    )
+    description = (
+        f"{hosts} gateway host(s), hypercorn.toml with {workers} worker(s) each, on {store}, "
+        f"behind nginx (deploy/nginx/whiteballoon.conf, 1 worker; its CPU not counted), "
+        f"access log {'on (as shipped)' if options.access_log else 'off'}, WB_RATE_*=off"
+    )
+    extra = " ".join(f"{k}={v}" for k, v in sorted(options.gateway_env.items()))
+    if extra:
+        description += f", {extra}"
+    return {"description": description, "workers": len(pids), **result}
+
+
 # --- the whole run -------------------------------------------------------------------------
 
 
@@ -527,7 +648,7 @@ def raise_open_file_limit(wanted: int) -> None:
 def run_comparison(options: Options, argv: list[str] | None = None) -> dict[str, Any]:
     raise_open_file_limit(options.members + 2048)
     cast = Cast(options.members, options.senders, options.loop_senders)
-    names = [n for n in options.targets if n in TARGET_NAMES]
+    names = [n for n in options.targets if n in TARGET_NAMES + OPTIONAL_TARGETS]
     if options.baseline:
         names.append("baseline")
     try:
@@ -622,6 +743,13 @@ def _ratio(value: Any, naive: Any) -> str:
     return f"x{value / naive:.2f}"
 
 
+STORE_ROW = "    of which PostgreSQL"
+PROXY_ROW = "  nginx CPU ms per message (not counted)"
+PROXY_CORES_ROW = "  nginx cores, busiest phase"
+# Rows only a target with a store server or a proxy has ("-" for the others).
+OPTIONAL_ROWS = (STORE_ROW, PROXY_ROW, PROXY_CORES_ROW)
+
+
 def rows(options: dict[str, Any]) -> list[tuple[str, Any, bool]]:
     """(label, dotted path or function of a target's result, ratio to naive?); a row without
     a getter is a section heading."""
@@ -644,6 +772,8 @@ def rows(options: dict[str, Any]) -> list[tuple[str, Any, bool]]:
         ("  POST ack p50 ms", "bursts.ack_p50_ms", True),
         ("  POST ack p95 ms", "bursts.ack_p95_ms", True),
         ("  server CPU ms per message", "bursts.cpu_ms_per_message", True),
+        (STORE_ROW, "bursts.store_cpu_ms_per_message", False),
+        (PROXY_ROW, "bursts.proxy_cpu_ms_per_message", False),
         (loop, None, False),
         ("  acknowledged msg/s", "loop.acked_per_second", True),
         ("  ack p50 ms", "loop.ack_p50_ms", True),
@@ -651,6 +781,8 @@ def rows(options: dict[str, Any]) -> list[tuple[str, Any, bool]]:
         ("  send-to-receive p95 ms", "loop.p95_ms", True),
         ("  lost / duplicated", lambda r: _pair(r, "loop", "lost", "duplicated"), False),
         ("  server CPU ms per message", "loop.cpu_ms_per_message", True),
+        (STORE_ROW, "loop.store_cpu_ms_per_message", False),
+        (PROXY_ROW, "loop.proxy_cpu_ms_per_message", False),
         (memory, None, False),
         ("  worker RSS KB per stream", "memory.rss_per_stream_kb", True),
         ("  connect all, s", "memory.connect_s", True),
@@ -671,6 +803,7 @@ def rows(options: dict[str, Any]) -> list[tuple[str, Any, bool]]:
         ),
         ("  other processes' cores, busiest phase", lambda r: _max_usage(r, "other_cores"), False),
         ("  server cores, busiest phase", lambda r: _max_usage(r, "server_cores"), False),
+        (PROXY_CORES_ROW, lambda r: _max_usage(r, "proxy_cores"), False),
     ]
 
 
@@ -688,7 +821,11 @@ def _max_usage(result: dict[str, Any], key: str) -> float | None:
         _get(result, path)
         for path in ("memory.usage_connect", "memory.usage_hold", "bursts.usage", "loop.usage")
     ]
-    present = [u[key] for u in usages if isinstance(u, dict) and u.get("wall_s", 0) >= 1]
+    present = [
+        u[key]
+        for u in usages
+        if isinstance(u, dict) and u.get("wall_s", 0) >= 1 and u.get(key) is not None
+    ]
     return max(present) if present else None
 
 
@@ -749,7 +886,8 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--targets",
         default=",".join(TARGET_NAMES),
-        help=f"comma-separated subset of {', '.join(TARGET_NAMES)}",
+        help=f"comma-separated, from {', '.join(TARGET_NAMES + OPTIONAL_TARGETS)} "
+        f"(default: {','.join(TARGET_NAMES)})",
     )
     parser.add_argument("--streams", type=int, help="R, burst receivers (1000)")
     parser.add_argument("--senders", type=int, help="S, burst senders (20)")
@@ -794,7 +932,7 @@ def parse_args(argv: list[str] | None) -> Options:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(targets) - set(TARGET_NAMES)
+    unknown = set(targets) - set(TARGET_NAMES + OPTIONAL_TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     env = dict(item.split("=", 1) for item in args.env)

@@ -156,6 +156,12 @@ class PostgresCluster:
                     raise
                 time.sleep(0.1)
 
+    @property
+    def server_pid(self) -> int:
+        """The postmaster's PID, the parent of every backend (as root, the process started
+        here is `runuser`, not the server)."""
+        return int((self.root / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
+
     def admin(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self.url().url, autocommit=True)
 
