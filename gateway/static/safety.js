@@ -296,6 +296,14 @@ export class Safety {
 
 function errorText(error, fallback) {
   if (error instanceof ApiError && error.status === 0) return `${fallback} Check your connection and try again.`;
+  if (error instanceof ApiError && error.status === 429) {
+    // Rate limited: the server says when this member can report or block again (perhaps in
+    // hours); "in a moment" would send them back to be refused again.
+    if (error.serverMessage) return `${fallback} ${error.serverMessage}`;
+    if (error.retryAfterSeconds !== null) {
+      return `${fallback} Try again in ${Math.max(1, Math.ceil(error.retryAfterSeconds))} s.`;
+    }
+  }
   if (error instanceof ApiError && !error.retriable && error.message) return error.message;
   return `${fallback} Try again in a moment.`;
 }

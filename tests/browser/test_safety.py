@@ -123,6 +123,73 @@ def test_reporting_a_peer_message_reaches_the_moderators(sign_in: Any) -> None:
     assert len(open_reports(erin)) == 1
 
 
+RATE_LIMITED = {"WB_RATE_REPORTS": "1/1d burst 1", "WB_RATE_BLOCKS": "1/1d burst 2"}
+
+
+@pytest.mark.parametrize("gateway_env", [RATE_LIMITED])
+def test_a_rate_limited_report_or_block_says_when_it_can_be_done_again(sign_in: Any) -> None:
+    """A 429 on a report or a block shows the server's words (which say when: perhaps in
+    hours), not an "in a moment" that would send the member back to be refused again."""
+    alice = sign_in("alice")
+    bob = sign_in("bob")
+    conversation = alice.conversation_with("bob")
+    bob.send(conversation["id"], "first")
+    bob.send(conversation["id"], "second")
+    alice.conversation_with("carol")
+    alice.open()
+    open_thread(alice, "bob")
+    page = alice.page
+    generic = re.compile("in a moment")
+
+    # Reports: the first is filed, the second refused; the dialog stays open and says when.
+    reports = page.get_by_role("button", name="Report message from bob")
+    dialog = page.get_by_role("dialog", name="Report message")
+    reports.first.click()
+    page.locator("#report-category").select_option("spam")
+    dialog.get_by_role("button", name="Send report").click()
+    expect(page.locator("#toast")).to_have_text("Thanks. Your report was sent to the moderators.")
+    reports.last.click()
+    page.locator("#report-category").select_option("spam")
+    dialog.get_by_role("button", name="Send report").click()
+    error = dialog.locator("#report-error")
+    expect(error).to_have_text(
+        re.compile(
+            r"^Couldn't send your report\. You have sent many reports in a short time; "
+            r"moderators have them\. You can report again in \d+ hours\.$"
+        )
+    )
+    expect(error).not_to_have_text(generic)
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+
+    # Blocks: a block elsewhere and this one use both tokens; the unblock is refused.
+    assert alice.api.post("/api/blocks", json={"member_id": DEMO["erin"]}).status_code == 201
+    page.get_by_role("button", name="Block bob").click()
+    page.get_by_role("dialog", name="Block bob?").get_by_role("button", name="Block bob").click()
+    expect(page.locator("#safety-notice-title")).to_have_text("You blocked bob.")
+    page.get_by_role("button", name="Unblock bob").click()
+    toast = page.locator("#toast")
+    expect(toast).to_have_text(
+        re.compile(
+            r"^Couldn't unblock bob\. You have blocked or unblocked many times in a short "
+            r"time\. You can do so again in \d+ hours\.$"
+        )
+    )
+    expect(page.locator("#safety-notice-title")).to_have_text("You blocked bob.")
+    assert set(blocks_of(alice)) == {DEMO["erin"], bob.user_id}
+
+    # The block dialog shows it too, and stays open.
+    open_thread(alice, "carol")
+    page.get_by_role("button", name="Block carol").click()
+    confirm = page.get_by_role("dialog", name="Block carol?")
+    confirm.get_by_role("button", name="Block carol").click()
+    expect(confirm.locator("#block-error")).to_have_text(
+        re.compile(r"^Couldn't block carol\. You have blocked or unblocked many times .* hours\.$")
+    )
+    expect(confirm).to_be_visible()
+    assert DEMO["carol"] not in blocks_of(alice)
+
+
 def test_blocking_from_the_thread_stops_both_sides_until_unblocked(sign_in: Any) -> None:
     alice = sign_in("alice")
     bob = sign_in("bob")
