@@ -4,6 +4,7 @@ port, with a real SSE client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -265,3 +266,60 @@ async def test_responses_do_not_name_the_server(tmp_path: Path, app_db: Path) ->
     assert response.status_code == 200
     assert "server" not in response.headers
     assert "date" in response.headers
+
+
+async def read_response(reader: asyncio.StreamReader, *, head: bool) -> tuple[int, bytes]:
+    """One HTTP/1.1 response off a raw socket: its status and body (none for a HEAD)."""
+    header = await reader.readuntil(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    fields: dict[bytes, bytes] = {}
+    for line in header.split(b"\r\n")[1:]:
+        if b":" in line:
+            name, value = line.split(b":", 1)
+            fields[name.strip().lower()] = value.strip()
+    if head:
+        return status, b""
+    if b"content-length" in fields:
+        return status, await reader.readexactly(int(fields[b"content-length"]))
+    assert fields.get(b"transfer-encoding") == b"chunked", header
+    body = b""
+    while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+        body += (await reader.readexactly(size + 2))[:-2]
+    await reader.readuntil(b"\r\n")
+    return status, body
+
+
+async def open_streams(server: LocalGateway) -> int:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as fresh:
+        metrics = (await fresh.get("/metrics")).text
+    found = re.search(r'^wb_open_streams\{worker="\d+"\} (\d+)$', metrics, re.MULTILINE)
+    assert found is not None, metrics
+    return int(found.group(1))
+
+
+async def test_head_of_the_stream_with_a_request_pipelined_behind_it(
+    tmp_path: Path, app_db: Path, cookies: dict[int, str]
+) -> None:
+    """The issue's defect over a real socket: HEAD /api/stream never completed, so the request
+    behind it was never answered, and its subscription outlived the connection (for up to
+    WB_STREAM_MAX_SECONDS, an hour by default, as here)."""
+    with gateway(tmp_path, app_db, workers=1) as server:
+        host = f"127.0.0.1:{server.port}"
+        cookie = f"{COOKIE}={cookies[ALICE]}"
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(
+                f"HEAD /api/stream HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n"
+                f"GET /api/me HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n".encode()
+            )
+            await writer.drain()
+            head_status, _ = await asyncio.wait_for(read_response(reader, head=True), 5)
+            me_status, me = await asyncio.wait_for(read_response(reader, head=False), 5)
+            assert (head_status, me_status) == (200, 200)
+            assert json.loads(me)["user_id"] == ALICE
+            assert await open_streams(server) == 0  # HEAD subscribes nothing, even while open
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.2)
+        assert await open_streams(server) == 0

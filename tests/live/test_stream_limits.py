@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -16,6 +17,7 @@ from tests.support.members import ALICE, BOB, as_member
 from tests.support.sse import open_stream
 
 CAP = 3
+HEAD_SECONDS = 5
 
 
 @pytest.fixture
@@ -52,10 +54,13 @@ async def test_head_of_the_stream_subscribes_nothing(
     capped: tuple[QuartClient, Services], cookies: dict[int, str]
 ) -> None:
     client, services = capped
-    response = await client.head("/api/stream", headers=as_member(cookies[ALICE]))
+    # Bounded: a HEAD that streams would otherwise hang the suite for WB_STREAM_MAX_SECONDS.
+    response = await asyncio.wait_for(
+        client.head("/api/stream", headers=as_member(cookies[ALICE])), HEAD_SECONDS
+    )
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    assert await response.get_data() == b""
+    assert await asyncio.wait_for(response.get_data(), HEAD_SECONDS) == b""
     assert services.broadcaster.subscription_count == 0
-    refused = await client.head("/api/stream")
+    refused = await asyncio.wait_for(client.head("/api/stream"), HEAD_SECONDS)
     assert refused.status_code == 401
