@@ -8,8 +8,14 @@ that were already committed. So each worker handles SIGTERM instead:
 
 - open streams end at once with `closed: shutdown`, so clients reconnect (to another worker,
   or to the restarted server) and resume from their cursor;
-- the master is asked to stop all workers gracefully (it may have been told already);
 - requests in flight finish, and their answers are sent, within `graceful_timeout`.
+
+The worker does not pass SIGTERM on to the master: whenever a worker gets one, the master
+already has (systemd signals the whole group; otherwise it is the master itself terminating
+its workers), and Hypercorn's master handles SIGTERM by setting its shared event under a
+lock that is not reentrant, so a second SIGTERM arriving inside that handler (one from each
+worker) deadlocked the master for good. A worker signalled on its own drains and exits, and
+the master starts another in its place.
 
 A worker whose master dies abruptly (kill -9) dies with it rather than keep the port, and
 one that has not stopped `STOP_DEADLINE_SECONDS` after SIGTERM (something hung), or whose
@@ -54,7 +60,6 @@ def handle_termination(end_streams: Callable[[], None]) -> None:
     def terminate() -> None:
         log.info("SIGTERM: ending open streams and finishing requests in flight")
         end_streams()
-        signal_master(signal.SIGTERM)  # graceful shutdown of every worker
 
     def give_up() -> None:
         # Still here: something hung. Seen in practice: a sibling killed outright (kill -9)
@@ -68,13 +73,17 @@ def handle_termination(end_streams: Callable[[], None]) -> None:
 
     def on_sigterm(signum: int, frame: object) -> None:
         # A plain handler, not the loop's, and a timer thread: both work while the loop is
-        # blocked, so the stop deadline always holds.
-        if not deadline.is_alive():
+        # blocked, so the stop deadline always holds. A flag, not `is_alive()`: a second
+        # SIGTERM handled while `start()` waits for the thread saw it not alive yet and
+        # started the same thread twice.
+        if not deadline_started:
+            deadline_started.append(True)
             deadline.start()
         loop.call_soon_threadsafe(terminate)
 
     deadline = threading.Timer(STOP_DEADLINE_SECONDS, give_up)
     deadline.daemon = True
+    deadline_started: list[bool] = []
 
     signal.signal(signal.SIGTERM, on_sigterm)
     _die_with_master()

@@ -122,6 +122,11 @@ class LocalGateway:
         assert self._process is not None
         os.killpg(self._process.pid, signum)
 
+    def signal_master(self, signum: int) -> None:
+        """Signal Hypercorn's master alone, as `kill PID` or systemd's KillMode=mixed does."""
+        assert self._process is not None
+        os.kill(self._process.pid, signum)
+
     def worker_pids(self) -> list[int]:
         """The Hypercorn workers: the master's child processes."""
         assert self._process is not None
