@@ -2,6 +2,7 @@
 
     python -m loadtests.run requirement            # or smoke, latency, burst, throughput,
     python -m loadtests.run latency --workers 1    #    streams, fallback, compare; --list
+    python -m loadtests.run kill9 --kills 25       # kill -9 under load (loadtests/kills.py)
 
 Each run builds a fresh directory database and data dir in a temporary folder, starts the
 gateway with the shipped hypercorn.toml on an ephemeral port, starts the conversations,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import resource
@@ -26,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from loadtests import kills
 from loadtests.dataset import RunConfig, build_directory, create_conversations
 from loadtests.memory import MemorySampler, machine_busy_seconds
 from loadtests.report import Summary, locust_failures, summarize
@@ -205,13 +208,36 @@ def _configuration(scenario: Scenario, gateway: LocalGateway) -> str:
     )
 
 
+KILL_SCENARIO = "kill9"
+
+
+def run_kill_scenario(args: argparse.Namespace) -> int:
+    """Not a Locust run: the server is killed and restarted under a plain asyncio load."""
+    changes = {
+        "kills": args.kills,
+        "interval": args.kill_interval,
+        "senders": args.senders,
+        "rate": args.rate,
+        "streams": args.streams,
+        "workers": args.workers,
+    }
+    run = dataclasses.replace(
+        kills.KillRun(), **{k: v for k, v in changes.items() if v is not None}
+    )
+    started = time.monotonic()
+    summary = kills.run_kills(run, args.results_dir)
+    print(summary.text())
+    print(f"results      {args.results_dir} ({time.monotonic() - started:.0f} s)")
+    return 0 if summary.clean else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loadtests.run",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS))
+    parser.add_argument("scenario", nargs="?", choices=sorted([*SCENARIOS, KILL_SCENARIO]))
     parser.add_argument("--list", action="store_true", help="describe the scenarios and exit")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--workers", type=int, help="Hypercorn workers (default: hypercorn.toml)")
@@ -230,11 +256,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="gateway setting"
     )
+    parser.add_argument("--kills", type=int, help=f"{KILL_SCENARIO}: how many kill -9")
+    parser.add_argument(
+        "--kill-interval", type=float, metavar="SECONDS", help=f"{KILL_SCENARIO}: load per kill"
+    )
     args = parser.parse_args(argv)
     if args.list or args.scenario is None:
         for scenario in SCENARIOS.values():
             print(f"{scenario.name:<12} {scenario.description}")
+        print(f"{KILL_SCENARIO:<12} {kills.DESCRIPTION}")
         return 0
+    if args.scenario == KILL_SCENARIO:
+        return run_kill_scenario(args)
     base = SCENARIOS[args.scenario]
     if args.rate is not None and (args.burst_interval or base.burst_interval) is not None:
         parser.error("bursts have no --rate: set --senders and --burst-interval instead")

@@ -1,6 +1,7 @@
 """kill -9 of a worker under load, a few times over: nothing acknowledged is lost, nothing is
 stored twice, and a stream resuming from the start sees every message exactly once, in order.
-(`python -m loadtests.run` has the long version; this is the standing check CI runs.)"""
+(`python -m loadtests.run kill9` has the long version, 25 kills with resuming streams; this
+is the standing check CI runs.)"""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.kills import KillRun, run_kills
 from loadtests.report import percentile, summarize
 from loadtests.run import run_scenario
 from loadtests.scenarios import REQUIREMENT_P95_MS, SCENARIOS
@@ -118,3 +119,17 @@ def test_burst_scenario_in_miniature(tmp_path: Path) -> None:
     assert summary_json["cpu_ms_per_message"] == summary.cpu_ms_per_message
     stats = (tmp_path / "burst_stats.csv").read_text()
     assert "send-to-receive (stream)" in stats
+
+
+@pytest.mark.e2e
+def test_kill9_scenario_in_miniature(tmp_path: Path) -> None:
+    # `python -m loadtests.run kill9` with one kill and a light load: the accounting adds up.
+    run = KillRun(kills=1, interval=1.5, senders=3, rate=60.0)
+    summary = run_kills(run, tmp_path)
+
+    assert summary.clean, summary.text()
+    assert summary.kills_done == 1
+    assert summary.acknowledged == summary.attempted == summary.stored > 50, summary.text()
+    assert summary.stream_events == run.streams * summary.stored
+    assert summary.stream_resumes >= run.streams  # each stream broke off and resumed
+    assert "verdict      CLEAN" in (tmp_path / "kill9_summary.txt").read_text()
