@@ -202,6 +202,9 @@ class PostgresEngine:
         conn.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})", prepare=False)
 
     def commit(self, conn: PgTxConnection) -> None:
+        # PostgreSQL answers COMMIT of a transaction that a failed statement aborted with a
+        # silent ROLLBACK. The NOTIFY before it fails instead ("current transaction is
+        # aborted"), so a batch whose failure was swallowed is never reported committed.
         conn.raw.execute(f"NOTIFY {CHANNEL}; COMMIT", prepare=False)
 
     def rollback(self, conn: PgTxConnection) -> None:

@@ -5,6 +5,7 @@ read pool and notification listener), all on one throwaway cluster."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 
 from gateway.config import PostgresUrl
+from gateway.exceptions import Unavailable
 from gateway.live.events import PendingEvent
 from gateway.messaging.models import Origin
 from gateway.store import Directory, MessagingStore, messaging
@@ -237,3 +239,24 @@ async def test_the_directory_never_writes_the_main_apps_database(
                 await conn.execute_fetchall("UPDATE users SET username = 'x'")
     finally:
         await directory.close()
+
+
+async def test_a_batch_whose_statement_failed_is_never_reported_committed(
+    hosts: tuple[MessagingStore, MessagingStore],
+) -> None:
+    """On PostgreSQL a failed statement aborts the transaction, and COMMIT then quietly rolls
+    back: a write that swallowed the error must still not be told it was committed."""
+    first, _ = hosts
+
+    def swallows_an_error(conn: object) -> str:
+        messaging.insert_events(conn, event_for(1), NOW)  # type: ignore[arg-type]
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("SELECT 1 / 0")  # type: ignore[attr-defined]
+        return "written?"
+
+    with pytest.raises(Unavailable):
+        await first.write(swallows_an_error)
+    async with first.reading() as conn:
+        assert await messaging.events_of_everyone(conn, 0, 10) == []
+    # The writer carries on.
+    assert await first.write(lambda conn: messaging.insert_events(conn, event_for(1), NOW))
